@@ -1,0 +1,4 @@
+from services.catalog.models import Base
+from services.common.migrations import run_migrations
+
+run_migrations(Base.metadata, "catalog")

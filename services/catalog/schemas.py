@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from services.common.schemas import Cents, Currency, Id, text
+
+
+class ProductSchema(Schema):
+    id = Id(dump_only=True)
+    sku = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))
+    name = text(200, required=True)
+    description = text(5000, min_length=0, load_default="")
+    category = text(100, required=True)
+    price_cents = Cents(required=True)
+    currency = Currency(required=True)
+    active = fields.Boolean(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class ProductUpdateSchema(ProductSchema):
+    """Every field optional; a product's sku never changes."""
+
+    class Meta:
+        exclude = ("sku",)
+
+    name = text(200)
+    category = text(100)
+    price_cents = Cents()
+    currency = Currency()
+    description = text(5000, min_length=0)
+
+
+class ProductQuerySchema(Schema):
+    q = text(200, load_default=None, allow_none=True)
+    category = text(100, load_default=None, allow_none=True)
+    page = fields.Integer(strict=True, validate=validate.Range(min=1, max=100_000), load_default=1)
+    per_page = fields.Integer(strict=True, validate=validate.Range(min=1, max=100), load_default=20)
+    include_inactive = fields.Boolean(load_default=False)
+
+
+class ProductIdsSchema(Schema):
+    product_ids = fields.List(Id(), required=True, validate=validate.Length(min=1, max=100))

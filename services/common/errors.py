@@ -1,0 +1,91 @@
+"""Typed errors that cross the RPC boundary intact.
+
+Each class is registered with nameko's ``deserialize_to_instance`` so the
+caller gets the same type back (not a ``RemoteError``) and can map it, e.g.
+to an HTTP status in the gateway. Arguments must be JSON-serialisable because
+nameko rebuilds the instance from ``exc.args``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.exceptions import deserialize_to_instance
+
+
+class ServiceError(Exception):
+    """Base of every error a service raises on purpose."""
+
+    code = "service_error"
+    #: whether retrying the same call later may succeed
+    transient = False
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message, details or {})
+
+    @property
+    def message(self) -> str:
+        return self.args[0]
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return self.args[1]
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@deserialize_to_instance
+class ValidationFailed(ServiceError):
+    """The input is malformed; ``details`` maps field names to messages."""
+
+    code = "validation_failed"
+
+
+@deserialize_to_instance
+class NotFound(ServiceError):
+    code = "not_found"
+
+
+@deserialize_to_instance
+class Conflict(ServiceError):
+    """The request is valid but clashes with the current state."""
+
+    code = "conflict"
+
+
+@deserialize_to_instance
+class Forbidden(ServiceError):
+    code = "forbidden"
+
+
+@deserialize_to_instance
+class Unauthorized(ServiceError):
+    """Credentials are missing or wrong."""
+
+    code = "unauthorized"
+
+
+@deserialize_to_instance
+class OutOfStock(Conflict):
+    code = "out_of_stock"
+
+
+@deserialize_to_instance
+class PaymentDeclined(Conflict):
+    code = "payment_declined"
+
+
+@deserialize_to_instance
+class ServiceUnavailable(ServiceError):
+    """A dependency did not answer in time; the same call may succeed later."""
+
+    code = "service_unavailable"
+    transient = True
+
+
+@deserialize_to_instance
+class InternalError(ServiceError):
+    """An unexpected failure. The message never carries internals."""
+
+    code = "internal_error"

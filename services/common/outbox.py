@@ -1,0 +1,138 @@
+"""The outbox relay: publishes committed events to RabbitMQ, then marks them.
+
+Publishing uses publisher confirms, and a row is marked published only after
+the broker confirmed it, so a crash or a broker outage at any point leads to a
+re-publish, never to a loss. Re-publishing can duplicate an event; consumers
+deduplicate by ``event_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import eventlet
+from eventlet.queue import Empty, LightQueue
+from kombu import Connection, Exchange, Producer
+from sqlalchemy import Table, delete, select, update
+
+log = logging.getLogger(__name__)
+
+#: how often the relay looks for rows when nobody wakes it (crash recovery)
+POLL_INTERVAL = 1.0
+BATCH_SIZE = 200
+#: published rows are kept this long for audits, then pruned
+RETENTION = timedelta(days=1)
+MAX_BACKOFF = 5.0
+
+
+def event_exchange(service_name: str) -> Exchange:
+    """The exchange nameko's ``event_handler`` binds to for ``service_name``."""
+    return Exchange(f"{service_name}.events", type="topic", durable=True, auto_delete=False)
+
+
+class OutboxRelay:
+    def __init__(self, service_name: str, amqp_uri: str, session_factory: Any, outbox: Table):
+        self.service_name = service_name
+        self.amqp_uri = amqp_uri
+        self.session_factory = session_factory
+        self.outbox = outbox
+        self.exchange = event_exchange(service_name)
+        self._wakeups: LightQueue = LightQueue(maxsize=1)
+        self._thread: Any = None
+        self._connection: Connection | None = None
+
+    def start(self) -> None:
+        self._thread = eventlet.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._thread.kill()
+            self._thread = None
+        self._disconnect()
+
+    def wake(self) -> None:
+        """Ask for a publish pass now instead of at the next poll."""
+        try:
+            self._wakeups.put_nowait(True)
+        except eventlet.queue.Full:
+            pass  # a pass is already pending
+
+    def _run(self) -> None:
+        backoff = 0.1
+        last_prune = datetime.min.replace(tzinfo=timezone.utc)
+        while True:
+            try:
+                while self.publish_pending():
+                    pass
+                backoff = 0.1
+                now = datetime.now(timezone.utc)
+                if now - last_prune > timedelta(minutes=10):
+                    self._prune(now)
+                    last_prune = now
+            except Exception:  # the relay must outlive any broker or database outage
+                log.warning("outbox relay of %s failed; retrying in %.1fs",
+                            self.service_name, backoff, exc_info=True)
+                self._disconnect()
+                eventlet.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            try:
+                self._wakeups.get(timeout=POLL_INTERVAL)
+            except Empty:
+                pass
+
+    def publish_pending(self) -> bool:
+        """Publish one batch; True when a full batch suggests more are waiting."""
+        with self.session_factory() as session:
+            rows = session.execute(
+                select(self.outbox.c.id, self.outbox.c.event_type, self.outbox.c.envelope)
+                .where(self.outbox.c.published_at.is_(None))
+                .order_by(self.outbox.c.id)
+                .limit(BATCH_SIZE)
+            ).all()
+        if not rows:
+            return False
+        producer = self._producer()
+        for row in rows:
+            envelope = row.envelope
+            producer.publish(
+                envelope,
+                exchange=self.exchange,
+                routing_key=row.event_type,
+                serializer="json",
+                delivery_mode=2,
+                headers={"nameko.correlation_id": envelope.get("correlation_id")},
+                retry=False,
+            )
+        with self.session_factory() as session:
+            session.execute(
+                update(self.outbox)
+                .where(self.outbox.c.id.in_([row.id for row in rows]))
+                .values(published_at=datetime.now(timezone.utc))
+            )
+        return len(rows) == BATCH_SIZE
+
+    def _producer(self) -> Producer:
+        if self._connection is None:
+            connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True})
+            connection.ensure_connection(max_retries=1)
+            self._connection = connection
+            self._producer_obj = Producer(connection.channel())
+            self.exchange(self._producer_obj.channel).declare()
+        return self._producer_obj
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.release()
+            except Exception:  # already broken; nothing left to release
+                pass
+            self._connection = None
+
+    def _prune(self, now: datetime) -> None:
+        with self.session_factory() as session:
+            session.execute(
+                delete(self.outbox).where(self.outbox.c.published_at < now - RETENTION)
+            )

@@ -1,0 +1,49 @@
+"""Marshmallow helpers shared by every service's ``schemas.py``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from services.common.errors import ValidationFailed
+
+def Id(**kw: Any) -> fields.Integer:
+    """A positive database id."""
+    return fields.Integer(strict=True, validate=validate.Range(min=1), **kw)
+
+
+def Currency(**kw: Any) -> fields.String:
+    """An ISO 4217 code in upper case."""
+    return fields.String(
+        validate=validate.Regexp(r"^[A-Z]{3}$", error="must be a 3-letter ISO 4217 code"), **kw
+    )
+
+
+def Cents(**kw: Any) -> fields.Integer:
+    """Money: integer cents, never a float."""
+    return fields.Integer(strict=True, validate=validate.Range(min=0, max=10**12), **kw)
+
+
+def Quantity(**kw: Any) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000), **kw)
+
+
+def text(max_length: int, min_length: int = 1, **kw: Any) -> fields.String:
+    return fields.String(validate=validate.Length(min=min_length, max=max_length), **kw)
+
+
+def load(schema: Schema, data: Any, **kwargs: Any) -> Any:
+    """Validate ``data`` or raise :class:`ValidationFailed` listing the fields."""
+    try:
+        return schema.load(data, **kwargs)
+    except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        raise ValidationFailed("invalid input", {"fields": messages}) from None
+
+
+def require_id(value: Any, name: str = "id") -> int:
+    """Validate a positional id argument of an RPC method."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationFailed("invalid input", {"fields": {name: ["must be a positive integer"]}})
+    return value

@@ -1,0 +1,200 @@
+"""A service's database: nameko-sqlalchemy plus the outbox and the inbox.
+
+``Store`` extends nameko-sqlalchemy's ``Database`` with one unit of work per
+use case: the state change, the events it causes (outbox rows) and the ids of
+the events it consumed (inbox rows) commit in one transaction. A relay
+publishes the outbox afterwards, so a crash between commit and publish loses
+nothing, and a redelivered event finds its id and changes nothing.
+
+SQLite rule: the Python driver blocks the eventlet hub, so never make an RPC
+call (or anything else that yields) between a write and its commit; do the
+calls first, then open the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+from nameko.containers import WorkerContext
+from nameko_sqlalchemy.database import Database, DatabaseWrapper
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    event,
+    insert,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.common.envelope import make_envelope
+from services.common.outbox import OutboxRelay
+
+OUTBOX_TABLE = "outbox"
+INBOX_TABLE = "processed_events"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """Add the outbox and inbox tables to a service's metadata."""
+    outbox = Table(
+        OUTBOX_TABLE,
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("event_type", String(100), nullable=False),
+        Column("envelope", JSON, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+    )
+    inbox = Table(
+        INBOX_TABLE,
+        metadata,
+        Column("handler", String(200), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+    return outbox, inbox
+
+
+def configure_engine(engine: Engine) -> None:
+    """Per-dialect settings every service needs."""
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            # WAL lets the outbox relay read while a worker writes
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    elif engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg2":
+        # psycopg2 would block the eventlet hub during a query otherwise
+        from psycogreen.eventlet import patch_psycopg
+
+        patch_psycopg()
+
+
+class UnitOfWork:
+    """One transaction: a session, the events to emit, the events consumed."""
+
+    def __init__(self, session: Session, store: Store, worker_ctx: WorkerContext):
+        self.session = session
+        self._store = store
+        self._worker_ctx = worker_ctx
+        self.emitted: list[dict[str, Any]] = []
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self._worker_ctx.data.get("correlation_id")
+
+    def emit(self, event_type: str, payload: dict[str, Any], aggregate_id: Any = None) -> dict[str, Any]:
+        """Record an event; it is published only if this transaction commits."""
+        envelope = make_envelope(
+            self._store.container.service_name,
+            event_type,
+            payload,
+            correlation_id=self.correlation_id,
+            aggregate_id=aggregate_id,
+        )
+        self.session.execute(
+            insert(self._store.outbox).values(
+                event_id=envelope["event_id"],
+                event_type=event_type,
+                envelope=envelope,
+                created_at=utcnow(),
+            )
+        )
+        self.emitted.append(envelope)
+        return envelope
+
+    def first_delivery(self, envelope: dict[str, Any]) -> bool:
+        """Claim ``envelope`` for the running handler; False if already processed.
+
+        The claim commits with the handler's effects, so a redelivery after a
+        commit is skipped and a redelivery after a crash is processed again.
+        """
+        entrypoint = self._worker_ctx.entrypoint
+        handler = f"{self._store.container.service_name}.{entrypoint.method_name}"
+        try:
+            with self.session.begin_nested():
+                self.session.execute(
+                    insert(self._store.inbox).values(
+                        handler=handler, event_id=envelope["event_id"], processed_at=utcnow()
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+
+class StoreWrapper(DatabaseWrapper):
+    def __init__(self, store: Store, worker_ctx: WorkerContext):
+        super().__init__(store.Session)
+        self._store = store
+        self._worker_ctx = worker_ctx
+
+    @contextmanager
+    def transaction(self) -> Iterator[UnitOfWork]:
+        """Commit on success, roll back on error, then wake the relay."""
+        session = self.Session()
+        uow = UnitOfWork(session, self._store, self._worker_ctx)
+        try:
+            yield uow
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+        if uow.emitted:
+            self._store.relay.wake()
+
+
+class Store(Database):
+    """nameko-sqlalchemy ``Database`` with a transactional outbox and inbox."""
+
+    def __init__(self, declarative_base: Any, **kwargs: Any):
+        super().__init__(declarative_base, **kwargs)
+        tables = declarative_base.metadata.tables
+        self.outbox = tables[OUTBOX_TABLE]
+        self.inbox = tables[INBOX_TABLE]
+
+    def setup(self) -> None:
+        super().setup()
+        configure_engine(self.engine)
+        self.relay = OutboxRelay(
+            service_name=self.container.service_name,
+            amqp_uri=self.container.config["AMQP_URI"],
+            session_factory=self.Session,
+            outbox=self.outbox,
+        )
+
+    def start(self) -> None:
+        self.relay.start()
+
+    def stop(self) -> None:
+        self.relay.stop()
+        super().stop()
+
+    def kill(self) -> None:
+        self.relay.stop()
+        super().kill()
+
+    def get_dependency(self, worker_ctx: WorkerContext) -> StoreWrapper:
+        db = StoreWrapper(self, worker_ctx)
+        self.dbs[worker_ctx] = db
+        return db
