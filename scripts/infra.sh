@@ -15,9 +15,10 @@
 #             so a plain `rabbitmqctl` works too)
 #   postgres  127.0.0.1:5432, role "ecommerce" (CREATEDB), password in
 #             var/secrets/postgres_password (generated on first start)
-#   redis     127.0.0.1:6379, data dir var/redis
+#   redis     127.0.0.1:6379, dir var/redis (log, pid), no snapshots
 #
-# Exit codes: 0 ok, 1 failure, 2 usage error, 3 missing prerequisite.
+# Exit codes: 0 ok, 1 failure, 2 usage error, 3 missing prerequisite
+# (`status` always exits 0; read its output).
 # Env: INFRA_TIMEOUT (seconds to wait for a server, default 60).
 set -euo pipefail
 
@@ -69,6 +70,14 @@ wait_until() {
         fi
         sleep 1
     done
+}
+
+# port_hint PORT: say which process listens on PORT, if any (helps with conflicts).
+port_hint() {
+    local who
+    command -v ss >/dev/null 2>&1 || return 0
+    who=$(ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\("[^"]*"\).*/\1/p' | sort -u | tr '\n' ' ')
+    if [ -n "$who" ]; then log "port $1 is in use by: $who"; fi
 }
 
 APT_UPDATED=0
@@ -187,11 +196,19 @@ rabbit_fail() {
     node=$(rabbit_node)
     log "ERROR: $1"
     show_logs "/var/log/rabbitmq/$node.log" /var/log/rabbitmq/startup_err
-    log "Erlang nodes registered on this host: $(epmd -names 2>/dev/null | tr '\n' ' ' || true)"
+    local names
+    names=$(epmd -names 2>/dev/null | sed -n 's/^name \([^ ]*\) at port.*/\1/p' | tr '\n' ' ' || true)
+    log "Erlang nodes registered with epmd: ${names:-none} (expected: ${node%@*})"
+    port_hint 5672
+    port_hint 15672
     exit 1
 }
 
 rabbit_start() {
+    if ! is_root && [ "$(id -un)" != rabbitmq ] && mgmt_ok; then
+        log "rabbitmq: already running (management API answers)"
+        return 0
+    fi
     rabbit_install
     local t0=$SECONDS
     if rabbit_running; then
@@ -199,9 +216,9 @@ rabbit_start() {
     else
         log "rabbitmq: starting node $(rabbit_node)"
         (cd / && rabbitmq-server -detached) >&2 || rabbit_fail "rabbitmq-server -detached failed"
-        wait_until "$TIMEOUT" rabbit_await \
-            || rabbit_fail "rabbitmq did not finish booting within ${TIMEOUT}s"
     fi
+    wait_until "$TIMEOUT" rabbit_await \
+        || rabbit_fail "rabbitmq did not finish booting within ${TIMEOUT}s"
     wait_until "$TIMEOUT" mgmt_ok \
         || rabbit_fail "rabbitmq management API ($MGMT_URL) did not answer within ${TIMEOUT}s"
     log "rabbitmq: ready (AMQP :5672, management :15672) after $((SECONDS - t0))s"
@@ -211,7 +228,11 @@ rabbit_stop() {
     rabbit_ctl_ok
     if ! rabbit_running; then log "rabbitmq: not running"; return 0; fi
     log "rabbitmq: stopping node $(rabbit_node)"
-    timeout $((TIMEOUT + 30)) rabbitmqctl -q shutdown >&2 || die "rabbitmq did not shut down cleanly"
+    local out
+    if ! out=$(timeout $((TIMEOUT + 30)) rabbitmqctl -q shutdown 2>&1); then
+        echo "$out" >&2
+        die "rabbitmq did not shut down cleanly"
+    fi
     log "rabbitmq: stopped"
 }
 
@@ -244,6 +265,8 @@ pg_newest_version() {
 pg_cluster() {
     pg_lsclusters -h 2>/dev/null | awk -v p="$PG_PORT" '$3 == p { print $1, $2; exit }'
 }
+
+pg_admin_ok() { is_root || [ "$(id -un)" = postgres ]; }
 
 as_postgres() {
     if is_root; then
@@ -281,7 +304,8 @@ pg_ensure_role() {
         log "postgres: generating password for role $PG_ROLE in ${PG_SECRET#"$ROOT"/}"
         mkdir -p "$(dirname "$PG_SECRET")"
         chmod 700 "$(dirname "$PG_SECRET")"
-        (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$PG_SECRET")
+        (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$PG_SECRET.tmp" \
+            && mv -f "$PG_SECRET.tmp" "$PG_SECRET")
     fi
     chmod 600 "$PG_SECRET"
     local exists
@@ -337,13 +361,15 @@ pg_start() {
     fi
     read -r ver name <<<"$cl"
     logf="/var/log/postgresql/postgresql-$ver-$name.log"
-    if pg_ctlcluster "$ver" "$name" status >/dev/null 2>&1; then
+    if pg_ctlcluster "$ver" "$name" status >/dev/null 2>&1 || pg_ready; then
         log "postgres: cluster $ver/$name already running"
     else
+        pg_admin_ok || die "starting PostgreSQL needs root (or the postgres user)"
         log "postgres: starting cluster $ver/$name"
         if ! timeout $((TIMEOUT + 30)) pg_ctlcluster "$ver" "$name" start >&2; then
             log "ERROR: postgres cluster $ver/$name failed to start"
             show_logs "$logf"
+            port_hint "$PG_PORT"
             exit 1
         fi
     fi
@@ -352,7 +378,11 @@ pg_start() {
         show_logs "$logf"
         exit 1
     fi
-    pg_ensure_role
+    if pg_admin_ok; then
+        pg_ensure_role
+    else
+        pg_login_ok || pg_login_error
+    fi
     log "postgres: ready ($ver/$name on 127.0.0.1:$PG_PORT) after $((SECONDS - t0))s"
 }
 
@@ -362,10 +392,11 @@ pg_stop() {
     cl=$(pg_cluster)
     if [ -z "$cl" ]; then log "postgres: no cluster on port $PG_PORT"; return 0; fi
     read -r ver name <<<"$cl"
-    if ! pg_ctlcluster "$ver" "$name" status >/dev/null 2>&1; then
+    if ! pg_ctlcluster "$ver" "$name" status >/dev/null 2>&1 && ! pg_ready; then
         log "postgres: not running"
         return 0
     fi
+    pg_admin_ok || die "stopping PostgreSQL needs root (or the postgres user)"
     log "postgres: stopping cluster $ver/$name"
     timeout $((TIMEOUT + 30)) pg_ctlcluster "$ver" "$name" stop -m fast >&2 \
         || die "postgres cluster $ver/$name did not stop cleanly"
@@ -381,41 +412,55 @@ pg_check_dbname() {
         || die "invalid database name '$1' (letters, digits, _ and -, max 63 chars)"
 }
 
+pg_login_error() {
+    local rel=${PG_SECRET#"$ROOT"/} dir
+    dir=$(dirname "$PG_SECRET")
+    if [ -d "$dir" ] && { [ ! -x "$dir" ] || { [ -e "$PG_SECRET" ] && [ ! -r "$PG_SECRET" ]; }; }; then
+        die "cannot read $rel (owned by $(stat -c %U "$dir")); run this as that user or as root"
+    elif [ ! -e "$PG_SECRET" ]; then
+        die "no password in $rel yet; run (as root): scripts/infra.sh start postgres"
+    fi
+    die "role $PG_ROLE cannot log in with the password in $rel; run (as root): scripts/infra.sh start postgres"
+}
+
 # Usable credentials for the ecommerce role, or a clear error.
 pg_need_login() {
     command -v pg_isready >/dev/null 2>&1 || die "postgres is not installed; run: scripts/infra.sh start postgres"
     pg_ready || die "postgres is not running; run: scripts/infra.sh start postgres"
     if ! pg_login_ok; then
-        if is_root; then
+        if pg_admin_ok; then
             pg_ensure_role
-        elif [ ! -r "$PG_SECRET" ]; then
-            die "no readable password in ${PG_SECRET#"$ROOT"/}; run: scripts/infra.sh start postgres"
         else
-            die "role $PG_ROLE cannot log in with the stored password; run (as root): scripts/infra.sh start postgres"
+            pg_login_error
         fi
     fi
 }
 
+pg_db_exists() {
+    [ "$(pg_user_psql -d postgres -tA -c "select 1 from pg_database where datname = '$1'")" = 1 ]
+}
+
 pg_url() {
-    local db=$1 exists
+    local db=$1
     pg_check_dbname "$db"
     pg_need_login
-    exists=$(pg_user_psql -d postgres -tA -c "select 1 from pg_database where datname = '$db'")
-    if [ "$exists" != 1 ]; then
+    if ! pg_db_exists "$db"; then
         log "postgres: creating database $db"
-        pg_user_psql -d postgres -c "CREATE DATABASE \"$db\" OWNER $PG_ROLE" >&2
+        # A concurrent caller may have created it meanwhile: that is fine.
+        pg_user_psql -d postgres -c "CREATE DATABASE \"$db\" OWNER $PG_ROLE" >&2 \
+            || pg_db_exists "$db" || die "could not create database $db"
     fi
     echo "postgresql+psycopg2://$PG_ROLE:$(pg_password)@127.0.0.1:$PG_PORT/$db"
 }
 
 pg_dropdb() {
-    local db=$1 exists
+    local db=$1
     pg_check_dbname "$db"
     pg_need_login
-    exists=$(pg_user_psql -d postgres -tA -c "select 1 from pg_database where datname = '$db'")
-    if [ "$exists" = 1 ]; then
+    if pg_db_exists "$db"; then
         log "postgres: dropping database $db"
-        pg_user_psql -d postgres -c "DROP DATABASE \"$db\" WITH (FORCE)" >&2
+        pg_user_psql -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >&2 \
+            || die "could not drop database $db (is it owned by $PG_ROLE?)"
     else
         log "postgres: database $db does not exist"
     fi
@@ -443,14 +488,17 @@ redis_start() {
     fi
     mkdir -p "$REDIS_DIR"
     log "redis: starting (data dir ${REDIS_DIR#"$ROOT"/})"
+    # No RDB snapshots (stop is "shutdown nosave" anyway): a failed background
+    # save would otherwise make Redis refuse writes (MISCONF), e.g. if var/ is cleaned.
     if ! redis-server --daemonize yes --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
-        --logfile "$REDIS_DIR/redis.log" --pidfile "$REDIS_DIR/redis.pid" >&2; then
+        --save '' --logfile "$REDIS_DIR/redis.log" --pidfile "$REDIS_DIR/redis.pid" >&2; then
         show_logs "$REDIS_DIR/redis.log"
         die "redis-server failed to start"
     fi
     if ! wait_until "$TIMEOUT" redis_running; then
         log "ERROR: redis did not answer PING within ${TIMEOUT}s"
         show_logs "$REDIS_DIR/redis.log"
+        port_hint "$REDIS_PORT"
         exit 1
     fi
     log "redis: ready (127.0.0.1:$REDIS_PORT) after $((SECONDS - t0))s"
@@ -477,9 +525,35 @@ redis_status() {
 
 # ---------------------------------------------------------------- main
 
+# One machine-wide lock: the servers are shared by every checkout, and
+# concurrent pg-url calls must not race on the password or CREATE DATABASE.
+# The script re-runs itself under `flock -o`, so the lock is held by flock
+# alone and never inherited by the servers this script daemonizes.
+LOCK=/tmp/infra-sh.lock
+run_locked() {
+    local rc=0
+    (umask 000 && : >>"$LOCK") 2>/dev/null || true
+    [ -r "$LOCK" ] || return 0
+    _INFRA_SH_LOCKED=1 flock -o -E 75 -w $((TIMEOUT * 5)) "$LOCK" \
+        bash "${BASH_SOURCE[0]}" "$@" || rc=$?
+    if [ "$rc" -eq 75 ]; then
+        die "timed out waiting for another scripts/infra.sh to finish (lock $LOCK)"
+    fi
+    exit "$rc"
+}
+
 [ $# -ge 1 ] || usage
 action=$1
 shift
+case "$action" in
+    status|-h|--help|help) ;;
+    *)
+        if [ -z "${_INFRA_SH_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
+            run_locked "$action" "$@"
+        fi
+        ;;
+esac
+unset _INFRA_SH_LOCKED
 
 case "$action" in
     pg-url|pg-dropdb)

@@ -8,7 +8,7 @@ downstream.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import INCLUDE, Schema, fields, validate
@@ -30,7 +30,7 @@ class EnvelopeSchema(Schema):
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def make_envelope(

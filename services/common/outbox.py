@@ -8,12 +8,13 @@ deduplicate by ``event_id``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import eventlet
-from eventlet.queue import Empty, LightQueue
+from eventlet.queue import Empty, Full, LightQueue
 from kombu import Connection, Exchange, Producer
 from sqlalchemy import Table, delete, select, update
 
@@ -54,20 +55,18 @@ class OutboxRelay:
 
     def wake(self) -> None:
         """Ask for a publish pass now instead of at the next poll."""
-        try:
+        with contextlib.suppress(Full):  # a pass is already pending
             self._wakeups.put_nowait(True)
-        except eventlet.queue.Full:
-            pass  # a pass is already pending
 
     def _run(self) -> None:
         backoff = 0.1
-        last_prune = datetime.min.replace(tzinfo=timezone.utc)
+        last_prune = datetime.min.replace(tzinfo=UTC)
         while True:
             try:
                 while self.publish_pending():
                     pass
                 backoff = 0.1
-                now = datetime.now(timezone.utc)
+                now = datetime.now(UTC)
                 if now - last_prune > timedelta(minutes=10):
                     self._prune(now)
                     last_prune = now
@@ -78,10 +77,8 @@ class OutboxRelay:
                 eventlet.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
-            try:
+            with contextlib.suppress(Empty):
                 self._wakeups.get(timeout=POLL_INTERVAL)
-            except Empty:
-                pass
 
     def publish_pending(self) -> bool:
         """Publish one batch; True when a full batch suggests more are waiting."""
@@ -110,7 +107,7 @@ class OutboxRelay:
             session.execute(
                 update(self.outbox)
                 .where(self.outbox.c.id.in_([row.id for row in rows]))
-                .values(published_at=datetime.now(timezone.utc))
+                .values(published_at=datetime.now(UTC))
             )
         return len(rows) == BATCH_SIZE
 
@@ -125,10 +122,8 @@ class OutboxRelay:
 
     def _disconnect(self) -> None:
         if self._connection is not None:
-            try:
+            with contextlib.suppress(Exception):  # already broken: nothing left to release
                 self._connection.release()
-            except Exception:  # already broken; nothing left to release
-                pass
             self._connection = None
 
     def _prune(self, now: datetime) -> None:

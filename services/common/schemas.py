@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from services.common.errors import ValidationFailed
 
+
 def Id(**kw: Any) -> fields.Integer:
     """A positive database id."""
     return fields.Integer(strict=True, validate=validate.Range(min=1), **kw)

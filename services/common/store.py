@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from nameko.containers import WorkerContext
@@ -43,7 +43,7 @@ INBOX_TABLE = "processed_events"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from services.common.store import messaging_tables, utcnow
+from services.orders.saga import SagaState, Status
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    total_cents: Mapped[int] = mapped_column(Integer, nullable=False)
+    correlation_id: Mapped[str | None] = mapped_column(String(100))
+    # the persisted saga (see saga.SagaState)
+    stock_reserved: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    payment_charged: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    stock_committed: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    shipment_requested: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    compensating: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    compensation_target: Mapped[str | None] = mapped_column(String(20))
+    # scheduling: whether a step is due, when to retry, and who runs it
+    saga_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    items: Mapped[list[OrderItem]] = relationship(order_by="OrderItem.id", lazy="selectin")
+    history: Mapped[list[StatusChange]] = relationship(order_by="StatusChange.id", lazy="selectin")
+
+    @property
+    def saga(self) -> SagaState:
+        return SagaState(
+            status=Status(self.status),
+            stock_reserved=self.stock_reserved,
+            payment_charged=self.payment_charged,
+            stock_committed=self.stock_committed,
+            shipment_requested=self.shipment_requested,
+            compensating=self.compensating,
+            compensation_target=Status(self.compensation_target) if self.compensation_target else None,
+            reason=self.reason,
+        )
+
+    @saga.setter
+    def saga(self, state: SagaState) -> None:
+        self.status = state.status.value
+        self.stock_reserved = state.stock_reserved
+        self.payment_charged = state.payment_charged
+        self.stock_committed = state.stock_committed
+        self.shipment_requested = state.shipment_requested
+        self.compensating = state.compensating
+        self.compensation_target = state.compensation_target.value if state.compensation_target else None
+        self.reason = state.reason
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), nullable=False, index=True)
+    product_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    sku: Mapped[str] = mapped_column(String(64), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    unit_price_cents: Mapped[int] = mapped_column(Integer, nullable=False)
+    line_total_cents: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class StatusChange(Base):
+    __tablename__ = "order_status_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+messaging_tables(Base.metadata)

@@ -1,0 +1,159 @@
+"""Orders against the real broker and database, with scripted participants.
+
+The stand-ins record every command they receive, so these tests can check
+what the saga asked of each participant and in which order.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from services.catalog.service import CatalogService
+from services.common.errors import NotFound, OutOfStock, ValidationFailed
+from services.common.rpc import rpc
+from services.orders.service import OrdersService
+
+CALLS: list[tuple] = []
+SCRIPT: dict[str, object] = {}
+
+
+class InventoryStandIn:
+    name = "inventory"
+
+    @rpc
+    def reserve(self, order_id, items):
+        CALLS.append(("reserve", order_id))
+        if SCRIPT.get("out_of_stock"):
+            raise OutOfStock("insufficient stock", {"product_ids": [items[0]["product_id"]]})
+        return {"order_id": order_id, "status": "RESERVED", "items": items}
+
+    @rpc
+    def commit(self, order_id):
+        CALLS.append(("commit", order_id))
+        return {"order_id": order_id, "committed": True}
+
+    @rpc
+    def release(self, order_id):
+        CALLS.append(("release", order_id))
+        return {"order_id": order_id, "released": True}
+
+
+class PaymentsStandIn:
+    name = "payments"
+
+    @rpc
+    def charge(self, order_id, customer_id, amount_cents, currency):
+        CALLS.append(("charge", order_id, amount_cents, currency))
+        status = "DECLINED" if SCRIPT.get("decline") else "CAPTURED"
+        return {"order_id": order_id, "status": status, "decline_reason": "card_declined"}
+
+    @rpc
+    def refund(self, order_id):
+        CALLS.append(("refund", order_id))
+        return {"order_id": order_id, "refunded": True}
+
+
+class ShippingStandIn:
+    name = "shipping"
+
+    @rpc
+    def schedule_shipment(self, order_id, customer_id):
+        CALLS.append(("schedule_shipment", order_id))
+        return {"order_id": order_id, "status": "SCHEDULED"}
+
+    @rpc
+    def cancel_shipment(self, order_id):
+        CALLS.append(("cancel_shipment", order_id))
+        return {"order_id": order_id, "cancelled": True}
+
+
+@pytest.fixture
+def platform(start_service, rpc_client, database_flavour):
+    CALLS.clear()
+    SCRIPT.clear()
+    start_service(CatalogService)
+    for stand_in in (InventoryStandIn, PaymentsStandIn, ShippingStandIn):
+        start_service(stand_in, database=False)
+    start_service(OrdersService, flavour=database_flavour)
+    catalog = rpc_client("catalog")
+    product = catalog.create_product({"sku": "COF-1", "name": "Coffee", "category": "grocery",
+                                      "price_cents": 1899, "currency": "USD"})
+    return rpc_client("orders"), product
+
+
+def wait_status(orders, order_id, statuses, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        order = orders.get_order(order_id)
+        if order["status"] in statuses:
+            return order
+        time.sleep(0.1)
+    raise AssertionError(f"order stayed {order['status']}")
+
+
+def test_the_saga_runs_every_forward_step_once_and_confirms(platform):
+    orders, product = platform
+    order = orders.create_order(customer_id=3, items=[{"product_id": product["id"], "quantity": 2}])
+    assert order["status"] == "PENDING" and order["total_cents"] == 3798
+    assert order["items"][0]["unit_price_cents"] == 1899
+    confirmed = wait_status(orders, order["id"], {"CONFIRMED"})
+    time.sleep(0.5)
+    assert [call[0] for call in CALLS] == ["reserve", "charge", "commit", "schedule_shipment"]
+    assert CALLS[1] == ("charge", order["id"], 3798, "USD")
+    assert [change["status"] for change in confirmed["history"]] == ["PENDING", "CONFIRMED"]
+
+
+def test_out_of_stock_is_rejected_without_charging(platform):
+    orders, product = platform
+    SCRIPT["out_of_stock"] = True
+    order = orders.create_order(customer_id=3, items=[{"product_id": product["id"], "quantity": 1}])
+    rejected = wait_status(orders, order["id"], {"REJECTED"})
+    assert rejected["reason"] == "insufficient stock"
+    assert [call[0] for call in CALLS] == ["reserve"]
+
+
+def test_a_decline_releases_stock_and_cancels(platform):
+    orders, product = platform
+    SCRIPT["decline"] = True
+    order = orders.create_order(customer_id=3, items=[{"product_id": product["id"], "quantity": 1}])
+    cancelled = wait_status(orders, order["id"], {"CANCELLED"})
+    assert cancelled["reason"] == "payment declined: card_declined"
+    assert [call[0] for call in CALLS] == ["reserve", "charge", "release"]
+
+
+def test_a_customer_cancellation_compensates_in_reverse(platform):
+    orders, product = platform
+    order = orders.create_order(customer_id=3, items=[{"product_id": product["id"], "quantity": 1}])
+    wait_status(orders, order["id"], {"CONFIRMED"})
+    time.sleep(0.5)  # let the shipment request go out
+    with pytest.raises(NotFound):
+        orders.cancel_order(order["id"], customer_id=4)  # someone else's order
+    assert orders.cancel_order(order["id"], customer_id=3)["cancellation_requested"] is True
+    cancelled = wait_status(orders, order["id"], {"CANCELLED"})
+    assert cancelled["reason"] == "cancelled by customer"
+    assert [call[0] for call in CALLS][-3:] == ["cancel_shipment", "refund", "release"]
+
+
+def test_bad_orders_are_refused_and_write_nothing(platform):
+    orders, product = platform
+    bad_inputs = [
+        (3, [{"product_id": product["id"], "quantity": -1}]),
+        (3, [{"product_id": product["id"], "quantity": "1; DROP TABLE orders"}]),
+        (3, [{"product_id": product["id"], "quantity": 1, "price_cents": 1}]),
+        (3, []),
+        (3, [{"product_id": 999, "quantity": 1}]),
+        ("3", [{"product_id": product["id"], "quantity": 1}]),
+        (3, "x" * 100_000),
+        (-1, [{"product_id": product["id"], "quantity": 1}]),
+    ]
+    for customer_id, items in bad_inputs:
+        with pytest.raises(ValidationFailed):
+            orders.create_order(customer_id=customer_id, items=items)
+    with pytest.raises(ValidationFailed):
+        orders.get_order("1 OR 1=1")
+    with pytest.raises(ValidationFailed):
+        orders.list_orders({"status": "'; --"})
+    assert orders.list_orders({})["total"] == 0
+    assert CALLS == []
