@@ -16,20 +16,25 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 from nameko.standalone.rpc import ServiceRpcProxy  # noqa: E402
-from sqlalchemy import MetaData, create_engine  # noqa: E402
+from sqlalchemy import MetaData, create_engine, text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "scripts" / "infra.sh"
 
 
-def postgres_database(name: str) -> str:
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """A database of the local server to issue CREATE/DROP DATABASE from."""
     return subprocess.run(
-        ["bash", str(INFRA), "pg-url", name], check=True, capture_output=True, text=True
+        ["bash", str(INFRA), "pg-url", "ecommerce_tests"], check=True, capture_output=True, text=True
     ).stdout.strip()
 
 
-def drop_postgres_database(name: str) -> None:
-    subprocess.run(["bash", str(INFRA), "pg-dropdb", name], check=True, capture_output=True)
+def _admin_execute(admin_url: str, statement: str) -> None:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(statement))
+    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -39,14 +44,16 @@ def database_flavour(request: Any) -> str:
 
 
 @pytest.fixture
-def database_factory(tmp_path: Path) -> Iterator[Callable[..., str]]:
+def database_factory(tmp_path: Path, request: Any) -> Iterator[Callable[..., str]]:
     """Make an empty database with ``metadata``'s tables; returns its URL."""
     created: list[tuple[str, Any]] = []
 
     def make(metadata: MetaData, flavour: str = "sqlite") -> str:
         if flavour == "postgresql":
+            admin_url = request.getfixturevalue("postgres_admin_url")
             name = f"test_{uuid.uuid4().hex[:12]}"
-            url = postgres_database(name)
+            _admin_execute(admin_url, f"CREATE DATABASE {name}")
+            url = admin_url.rsplit("/", 1)[0] + "/" + name
         else:
             name = ""
             url = f"sqlite:///{tmp_path}/{uuid.uuid4().hex[:8]}.db"
@@ -59,7 +66,8 @@ def database_factory(tmp_path: Path) -> Iterator[Callable[..., str]]:
     for name, engine in created:
         engine.dispose()
         if name:
-            drop_postgres_database(name)
+            _admin_execute(request.getfixturevalue("postgres_admin_url"),
+                           f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

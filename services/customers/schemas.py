@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from services.common.schemas import Id
+from services.customers.domain import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, normalize_email
+
+
+class EmailAddress(fields.Email):
+    """An email address, validated after normalisation so ' Ann@X.org ' is accepted as 'ann@x.org'."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        return normalize_email(super()._deserialize(value, attr, data, **kwargs))
+
+
+class Name(fields.String):
+    """A display name without surrounding whitespace; blank is not a name."""
+
+    def __init__(self, **kw: Any):
+        super().__init__(validate=validate.Length(min=1, max=200), **kw)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+class UtcDateTime(fields.DateTime):
+    """Always an aware UTC timestamp: SQLite hands stored datetimes back naive."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+def Email(**kw: Any) -> EmailAddress:
+    return EmailAddress(validate=validate.Length(max=254), **kw)
+
+
+def Password(**kw: Any) -> fields.String:
+    return fields.String(
+        load_only=True, validate=validate.Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH), **kw
+    )
+
+
+class CustomerSchema(Schema):
+    """What leaves the service: never the password hash."""
+
+    id = Id(dump_only=True)
+    name = fields.String(dump_only=True)
+    email = fields.String(dump_only=True)
+    role = fields.String(dump_only=True)
+    created_at = UtcDateTime(dump_only=True)
+
+
+class RegistrationSchema(Schema):
+    """Self-registration; there is no role field, so a client cannot ask for one."""
+
+    name = Name(required=True)
+    email = Email(required=True)
+    password = Password(required=True)
+
+
+class CredentialsSchema(Schema):
+    email = Email(required=True)
+    # no minimum: a short password is simply wrong, but the maximum still bounds hashing work
+    password = fields.String(required=True, validate=validate.Length(min=1, max=PASSWORD_MAX_LENGTH))
+
+
+class ProfileUpdateSchema(Schema):
+    name = Name(required=True)
+
+
+class AdminSchema(Schema):
+    name = Name(required=True)
+    email = Email(required=True)
+    password = Password(required=True)
