@@ -72,9 +72,12 @@ def database_factory(tmp_path: Path, request: Any) -> Iterator[Callable[..., str
 
 @pytest.fixture
 def start_service(
-    container_factory: Any, rabbit_config: dict, database_factory: Callable[..., str]
+    database_factory: Callable[..., str], container_factory: Any, rabbit_config: dict
 ) -> Callable[..., Any]:
     """Run a real service container on the test's vhost with its own database.
+
+    ``database_factory`` comes first so its teardown (dropping the databases)
+    runs after the containers have stopped.
 
     ``start_service(OrdersService, flavour="postgresql")`` returns the started
     container; pass ``database=False`` for a stand-in service without one.

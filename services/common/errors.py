@@ -8,6 +8,7 @@ nameko rebuilds the instance from ``exc.args``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from nameko.exceptions import deserialize_to_instance
@@ -20,8 +21,12 @@ class ServiceError(Exception):
     #: whether retrying the same call later may succeed
     transient = False
 
-    def __init__(self, message: str, details: dict[str, Any] | None = None):
-        super().__init__(message, details or {})
+    def __init__(self, message: str, details: dict[str, Any] | str | None = None):
+        # nameko stringifies every non-string inside exc.args on the way out, so
+        # details travel as one JSON string and keep their types
+        if not isinstance(details, str):
+            details = json.dumps(details or {}, default=str)
+        super().__init__(message, details)
 
     @property
     def message(self) -> str:
@@ -29,7 +34,7 @@ class ServiceError(Exception):
 
     @property
     def details(self) -> dict[str, Any]:
-        return self.args[1]
+        return json.loads(self.args[1])
 
     def __str__(self) -> str:
         return self.message

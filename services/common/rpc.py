@@ -31,6 +31,10 @@ CALLER_ERRORS = (IncorrectSignature, MalformedRequest, MethodNotFound)
 
 
 class GuardedRpc(Rpc):
+    def __init__(self, expected_exceptions: Any = ServiceError, **kwargs: Any):
+        # typed errors are answers, not faults: nameko logs them as warnings
+        super().__init__(expected_exceptions=expected_exceptions, **kwargs)
+
     def handle_result(self, message: Any, worker_ctx: Any, result: Any, exc_info: Any) -> Any:
         if exc_info is not None and not isinstance(exc_info[1], (ServiceError, *CALLER_ERRORS)):
             reference = uuid.uuid4().hex[:12]

@@ -8,10 +8,13 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from services.common.errors import ValidationFailed
 
+#: ids are 32-bit database integers
+MAX_ID = 2**31 - 1
+
 
 def Id(**kw: Any) -> fields.Integer:
     """A positive database id."""
-    return fields.Integer(strict=True, validate=validate.Range(min=1), **kw)
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kw)
 
 
 def Currency(**kw: Any) -> fields.String:
@@ -45,6 +48,6 @@ def load(schema: Schema, data: Any, **kwargs: Any) -> Any:
 
 def require_id(value: Any, name: str = "id") -> int:
     """Validate a positional id argument of an RPC method."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
         raise ValidationFailed("invalid input", {"fields": {name: ["must be a positive integer"]}})
     return value

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, fields, validate
@@ -26,14 +25,6 @@ class Name(fields.String):
         return super()._deserialize(value, attr, data, **kwargs).strip()
 
 
-class UtcDateTime(fields.DateTime):
-    """Always an aware UTC timestamp: SQLite hands stored datetimes back naive."""
-
-    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
-        if isinstance(value, datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return super()._serialize(value, attr, obj, **kwargs)
-
 
 def Email(**kw: Any) -> EmailAddress:
     return EmailAddress(validate=validate.Length(max=254), **kw)
@@ -52,7 +43,7 @@ class CustomerSchema(Schema):
     name = fields.String(dump_only=True)
     email = fields.String(dump_only=True)
     role = fields.String(dump_only=True)
-    created_at = UtcDateTime(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
 
 
 class RegistrationSchema(Schema):

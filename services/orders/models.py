@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from services.common.store import messaging_tables, utcnow
+from services.common.store import UtcDateTime, messaging_tables, utcnow
 from services.orders.saga import SagaState, Status
 
 
@@ -21,8 +21,9 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    total_cents: Mapped[int] = mapped_column(Integer, nullable=False)
+    total_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
     correlation_id: Mapped[str | None] = mapped_column(String(100))
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
     # the persisted saga (see saga.SagaState)
     stock_reserved: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     payment_charged: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
@@ -33,11 +34,11 @@ class Order(Base):
     # scheduling: whether a step is due, when to retry, and who runs it
     saga_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     lease_token: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     items: Mapped[list[OrderItem]] = relationship(order_by="OrderItem.id", lazy="selectin")
     history: Mapped[list[StatusChange]] = relationship(order_by="StatusChange.id", lazy="selectin")
@@ -76,8 +77,8 @@ class OrderItem(Base):
     sku: Mapped[str] = mapped_column(String(64), nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
-    unit_price_cents: Mapped[int] = mapped_column(Integer, nullable=False)
-    line_total_cents: Mapped[int] = mapped_column(Integer, nullable=False)
+    unit_price_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    line_total_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class StatusChange(Base):
@@ -87,7 +88,7 @@ class StatusChange(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), nullable=False, index=True)
     status: Mapped[str] = mapped_column(String(20), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, nullable=False)
 
 
 messaging_tables(Base.metadata)

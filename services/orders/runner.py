@@ -110,6 +110,8 @@ def order_event(order: Order) -> dict[str, Any]:
         "currency": order.currency,
         "reason": order.reason,
     }
+    if order.tracking_number:
+        payload["tracking_number"] = order.tracking_number
     if order.status == Status.PENDING:
         payload["items"] = [
             {"product_id": item.product_id, "sku": item.sku, "quantity": item.quantity,

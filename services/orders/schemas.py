@@ -50,6 +50,7 @@ class OrderSchema(Schema):
     reason = fields.String(allow_none=True)
     currency = fields.String()
     total_cents = fields.Integer()
+    tracking_number = fields.String(allow_none=True)
     cancellation_requested = fields.Method("_cancellation_requested")
     items = fields.List(fields.Nested(OrderItemSchema))
     history = fields.List(fields.Nested(StatusChangeSchema))

@@ -163,5 +163,7 @@ class OrdersService:
         with self.store.transaction() as tx:
             if not tx.first_delivery(event):
                 return
-            order = load_for_update(tx.session, require_id(event["payload"].get("order_id"), "order_id"))
+            payload = event["payload"]
+            order = load_for_update(tx.session, require_id(payload.get("order_id"), "order_id"))
+            order.tracking_number = payload.get("tracking_number") or order.tracking_number
             apply_to_order(tx, order, transition)

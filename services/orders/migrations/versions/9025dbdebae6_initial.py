@@ -22,8 +22,9 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('total_cents', sa.Integer(), nullable=False),
+    sa.Column('total_cents', sa.BigInteger(), nullable=False),
     sa.Column('correlation_id', sa.String(length=100), nullable=True),
+    sa.Column('tracking_number', sa.String(length=64), nullable=True),
     sa.Column('stock_reserved', sa.Boolean(), nullable=False),
     sa.Column('payment_charged', sa.Boolean(), nullable=False),
     sa.Column('stock_committed', sa.Boolean(), nullable=False),
@@ -71,8 +72,8 @@ def upgrade() -> None:
     sa.Column('sku', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('quantity', sa.Integer(), nullable=False),
-    sa.Column('unit_price_cents', sa.Integer(), nullable=False),
-    sa.Column('line_total_cents', sa.Integer(), nullable=False),
+    sa.Column('unit_price_cents', sa.BigInteger(), nullable=False),
+    sa.Column('line_total_cents', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], ),
     sa.PrimaryKeyConstraint('id')
     )

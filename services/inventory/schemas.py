@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from services.common.schemas import Id, Quantity
+
+#: an admin can set at most this many units of one product at once
+MAX_STOCK = 1_000_000
+
+
+class SetStockSchema(Schema):
+    product_id = Id(required=True)
+    available = fields.Integer(strict=True, required=True, validate=validate.Range(min=0, max=MAX_STOCK))
+
+
+class ReservationItemSchema(Schema):
+    product_id = Id(required=True)
+    quantity = Quantity(required=True)
+
+
+class ReserveSchema(Schema):
+    order_id = Id(required=True)
+    items = fields.List(
+        fields.Nested(ReservationItemSchema), required=True, validate=validate.Length(min=1, max=100)
+    )

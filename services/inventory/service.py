@@ -1,0 +1,182 @@
+"""Inventory: stock levels and the per-order holds that keep them from being oversold.
+
+Every change of a counter is one conditional ``UPDATE`` evaluated by the
+database, so concurrent workers queue on the row lock instead of racing on a
+value they read earlier; the CHECK constraints back this up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.common.errors import OutOfStock
+from services.common.rpc import rpc
+from services.common.schemas import load, require_id
+from services.common.store import Store, utcnow
+from services.inventory.domain import (
+    COMMITTED,
+    RELEASED,
+    RESERVED,
+    StockDelta,
+    commit_delta,
+    merge_items,
+    order_status,
+    release_delta,
+    stock_view,
+)
+from services.inventory.models import Base, Reservation, Stock
+from services.inventory.schemas import ReserveSchema, SetStockSchema
+
+#: the dialects whose ``INSERT ... ON CONFLICT`` the upsert uses
+UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def _set_available(session: Session, product_id: int, available: int) -> dict[str, int]:
+    """Upsert in one statement, so two admins creating the same row cannot collide."""
+    now = utcnow()
+    statement = UPSERT_INSERTS[session.get_bind().dialect.name](Stock).values(
+        product_id=product_id, available=available, reserved=0, updated_at=now
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[Stock.product_id], set_={"available": available, "updated_at": now}
+    ).returning(Stock.reserved)
+    reserved = session.execute(statement).scalar_one()
+    return stock_view(product_id, available, reserved)
+
+
+def _take(session: Session, product_id: int, quantity: int) -> bool:
+    """Move ``quantity`` from available to reserved if (and only if) enough is available."""
+    result = session.execute(
+        update(Stock)
+        .where(Stock.product_id == product_id, Stock.available >= quantity)
+        .values(available=Stock.available - quantity, reserved=Stock.reserved + quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _apply(session: Session, product_id: int, delta: StockDelta) -> None:
+    session.execute(
+        update(Stock)
+        .where(Stock.product_id == product_id)
+        .values(
+            available=Stock.available + delta.available,
+            reserved=Stock.reserved + delta.reserved,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _reservation(session: Session, order_id: int) -> dict[str, Any] | None:
+    """The order's reservation as ``reserve`` returns it, or None if it has none."""
+    lines = session.scalars(
+        select(Reservation).where(Reservation.order_id == order_id).order_by(Reservation.product_id)
+    ).all()
+    if not lines:
+        return None
+    return {
+        "order_id": order_id,
+        "status": order_status(line.status for line in lines),
+        "items": [{"product_id": line.product_id, "quantity": line.quantity} for line in lines],
+    }
+
+
+def _transition(
+    session: Session, order_id: int, delta_for: Callable[[str, int], StockDelta | None], status: str
+) -> list[dict[str, int]]:
+    """Move the order's lines to ``status`` where ``delta_for`` allows it; returns the lines moved.
+
+    The lines are locked first (PostgreSQL), so a concurrent release or commit
+    of the same order waits and then sees the new statuses: no double return.
+    """
+    lines = session.scalars(
+        select(Reservation)
+        .where(Reservation.order_id == order_id)
+        .order_by(Reservation.product_id)
+        .with_for_update()
+    ).all()
+    moved = []
+    for line in lines:
+        delta = delta_for(line.status, line.quantity)
+        if delta is None:
+            continue
+        _apply(session, line.product_id, delta)
+        line.status = status
+        moved.append({"product_id": line.product_id, "quantity": line.quantity})
+    return moved
+
+
+class InventoryService:
+    name = "inventory"
+
+    store = Store(Base)
+
+    @rpc
+    def get_stock(self, product_id: int) -> dict:
+        """A product nobody stocked yet has nothing available (and reading writes nothing)."""
+        product_id = require_id(product_id, "product_id")
+        with self.store.get_session(close_on_exit=True) as session:
+            stock = session.get(Stock, product_id)
+            if stock is None:
+                return stock_view(product_id, 0, 0)
+            return stock_view(stock.product_id, stock.available, stock.reserved)
+
+    @rpc
+    def set_stock(self, product_id: int, available: int) -> dict:
+        data = load(SetStockSchema(), {"product_id": product_id, "available": available})
+        with self.store.transaction() as tx:
+            result = _set_available(tx.session, data["product_id"], data["available"])
+            tx.emit("stock_adjusted", result, aggregate_id=data["product_id"])
+        return result
+
+    @rpc
+    def reserve(self, order_id: int, items: list) -> dict:
+        """Hold every line or none; a second call for the same order returns the first hold."""
+        data = load(ReserveSchema(), {"order_id": order_id, "items": items})
+        order_id, lines = data["order_id"], merge_items(data["items"])
+        try:
+            with self.store.transaction() as tx:
+                existing = _reservation(tx.session, order_id)
+                if existing is not None:
+                    return existing
+                short = [line["product_id"] for line in lines if not _take(tx.session, **line)]
+                if short:
+                    raise OutOfStock("insufficient stock", {"product_ids": short})
+                tx.session.add_all(Reservation(order_id=order_id, status=RESERVED, **line) for line in lines)
+                tx.session.flush()
+                tx.emit("stock_reserved", {"order_id": order_id, "items": lines}, aggregate_id=order_id)
+        except IntegrityError:
+            # a concurrent call for the same order won the unique key; ours rolled back
+            with self.store.get_session(close_on_exit=True) as session:
+                existing = _reservation(session, order_id)
+            if existing is None:
+                raise
+            return existing
+        return {"order_id": order_id, "status": RESERVED, "items": lines}
+
+    @rpc
+    def release(self, order_id: int) -> dict:
+        """Give the order's units back (held or sold); the saga's compensation."""
+        order_id = require_id(order_id, "order_id")
+        with self.store.transaction() as tx:
+            moved = _transition(tx.session, order_id, release_delta, RELEASED)
+            if moved:
+                tx.emit("stock_released", {"order_id": order_id, "items": moved}, aggregate_id=order_id)
+        return {"order_id": order_id, "released": bool(moved)}
+
+    @rpc
+    def commit(self, order_id: int) -> dict:
+        """Turn the order's hold into a sale once it is paid."""
+        order_id = require_id(order_id, "order_id")
+        with self.store.transaction() as tx:
+            moved = _transition(tx.session, order_id, commit_delta, COMMITTED)
+            if moved:
+                tx.emit("stock_committed", {"order_id": order_id, "items": moved}, aggregate_id=order_id)
+        return {"order_id": order_id, "committed": bool(moved)}

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from marshmallow import INCLUDE, Schema, fields, validate
+
+from services.common.schemas import Id
+
+
+class EventPayloadSchema(Schema):
+    """What every notifying event must carry; a payload without it can never be delivered."""
+
+    customer_id = Id(required=True)
+    name = fields.String(allow_none=True)
+
+    class Meta:
+        # producers add fields over time; only what the templates use is checked
+        unknown = INCLUDE
+
+
+class OrderEventPayloadSchema(EventPayloadSchema):
+    order_id = Id(required=True)
+    reason = fields.String(allow_none=True)
+    tracking_number = fields.String(allow_none=True)
+
+
+class NotificationSchema(Schema):
+    id = Id(dump_only=True)
+    customer_id = Id(dump_only=True)
+    channel = fields.String(dump_only=True)
+    subject = fields.String(dump_only=True)
+    body = fields.String(dump_only=True)
+    event_type = fields.String(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+
+
+class NotificationQuerySchema(Schema):
+    customer_id = Id(required=True)
+    page = fields.Integer(strict=True, validate=validate.Range(min=1, max=100_000), load_default=1)
+    per_page = fields.Integer(strict=True, validate=validate.Range(min=1, max=100), load_default=20)

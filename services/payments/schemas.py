@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+from services.common.schemas import Cents, Currency, Id
+
+
+class ChargeSchema(Schema):
+    order_id = Id(required=True)
+    customer_id = Id(required=True)
+    amount_cents = Cents(required=True)
+    currency = Currency(required=True)
+
+
+class PaymentSchema(Schema):
+    """What every payments RPC returns for a payment."""
+
+    payment_id = fields.Integer(attribute="id", dump_only=True)
+    order_id = fields.Integer(dump_only=True)
+    customer_id = fields.Integer(dump_only=True)
+    amount_cents = fields.Integer(dump_only=True)
+    currency = fields.String(dump_only=True)
+    status = fields.String(dump_only=True)
+    decline_reason = fields.String(dump_only=True, allow_none=True)

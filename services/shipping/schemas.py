@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from services.common.schemas import Id
+from services.shipping.domain import FORWARD
+
+
+class ShipmentSchema(Schema):
+    shipment_id = Id(attribute="id", dump_only=True)
+    order_id = Id(dump_only=True)
+    customer_id = Id(dump_only=True)
+    status = fields.String(dump_only=True)
+    tracking_number = fields.String(dump_only=True)
+    scheduled_at = fields.DateTime(dump_only=True)
+    shipped_at = fields.DateTime(dump_only=True)
+    delivered_at = fields.DateTime(dump_only=True)
+
+
+class AdvanceSchema(Schema):
+    """An admin may only push a shipment forward; cancelling has its own command."""
+
+    status = fields.String(required=True, validate=validate.OneOf(FORWARD))

@@ -1,0 +1,166 @@
+"""Shipping: one shipment per confirmed order, moved along by a timer or an admin."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from nameko.timer import timer
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from services.common.config import setting
+from services.common.errors import NotFound
+from services.common.rpc import rpc
+from services.common.schemas import load, require_id
+from services.common.store import Store, UnitOfWork, utcnow
+from services.shipping import domain
+from services.shipping.models import Base, Shipment
+from services.shipping.schemas import AdvanceSchema, ShipmentSchema
+
+log = logging.getLogger(__name__)
+
+#: read once: nameko fixes a timer's interval when the class is defined
+TICK_SECONDS = float(setting("SHIPPING_TICK_SECONDS", "0.5"))
+#: shipments the timer moves per tick, so one tick never runs for long
+BATCH_SIZE = 100
+
+shipment_schema = ShipmentSchema()
+
+
+def _delays() -> domain.Delays:
+    """Read at every tick so the simulated carrier can be sped up without a restart."""
+    return domain.Delays.from_seconds(
+        float(setting("SHIPPING_SHIP_AFTER_SECONDS", "5")),
+        float(setting("SHIPPING_DELIVER_AFTER_SECONDS", "10")),
+    )
+
+
+def _find(session: Any, order_id: int, lock: bool = False) -> Shipment | None:
+    statement = select(Shipment).where(Shipment.order_id == order_id)
+    return session.scalar(statement.with_for_update() if lock else statement)
+
+
+def _event_payload(shipment: Shipment) -> dict[str, Any]:
+    return {
+        "order_id": shipment.order_id,
+        "customer_id": shipment.customer_id,
+        "shipment_id": shipment.id,
+        "tracking_number": shipment.tracking_number,
+    }
+
+
+def _move(tx: UnitOfWork, shipment: Shipment, status: str, now: datetime) -> None:
+    """Change status, stamp the moment, and announce it in the same transaction."""
+    shipment.status = status
+    setattr(shipment, domain.TIMESTAMPS[status], now)
+    tx.emit(domain.EVENTS[status], _event_payload(shipment), aggregate_id=shipment.order_id)
+
+
+class ShippingService:
+    name = "shipping"
+
+    store = Store(Base)
+
+    @rpc
+    def schedule_shipment(self, order_id: int, customer_id: int) -> dict:
+        """Idempotent per order: a redelivered saga step gets the same shipment back."""
+        require_id(order_id, "order_id")
+        require_id(customer_id, "customer_id")
+        with self.store.get_session(close_on_exit=True) as session:
+            existing = _find(session, order_id)
+            if existing is not None:
+                return shipment_schema.dump(existing)
+        try:
+            with self.store.transaction() as tx:
+                shipment = Shipment(
+                    order_id=order_id,
+                    customer_id=customer_id,
+                    status=domain.SCHEDULED,
+                    tracking_number=domain.new_tracking_number(),
+                    scheduled_at=utcnow(),
+                )
+                tx.session.add(shipment)
+                tx.session.flush()
+                tx.emit(domain.EVENTS[domain.SCHEDULED], _event_payload(shipment), aggregate_id=order_id)
+                return shipment_schema.dump(shipment)
+        except IntegrityError:
+            # a concurrent call for the same order won the insert
+            with self.store.get_session(close_on_exit=True) as session:
+                existing = _find(session, order_id)
+                if existing is None:
+                    raise
+                return shipment_schema.dump(existing)
+
+    @rpc
+    def cancel_shipment(self, order_id: int) -> dict:
+        """Stop a shipment that has not left; False when there is nothing to stop."""
+        require_id(order_id, "order_id")
+        with self.store.transaction() as tx:
+            shipment = _find(tx.session, order_id, lock=True)
+            cancelled = shipment is not None and domain.should_cancel(shipment.status)
+            if cancelled:
+                _move(tx, shipment, domain.CANCELLED, utcnow())
+        return {"order_id": order_id, "cancelled": cancelled}
+
+    @rpc
+    def get_shipment(self, order_id: int, customer_id: int | None = None) -> dict:
+        """With ``customer_id``, someone else's shipment looks exactly like a missing one."""
+        require_id(order_id, "order_id")
+        if customer_id is not None:
+            require_id(customer_id, "customer_id")
+        with self.store.get_session(close_on_exit=True) as session:
+            shipment = _find(session, order_id)
+            if shipment is None or customer_id not in (None, shipment.customer_id):
+                raise NotFound(f"shipment for order {order_id} not found")
+            return shipment_schema.dump(shipment)
+
+    @rpc
+    def advance_shipment(self, order_id: int, status: str) -> dict:
+        """Admin command: push a shipment forward, announcing every step it passes."""
+        require_id(order_id, "order_id")
+        target = load(AdvanceSchema(), {"status": status})["status"]
+        with self.store.transaction() as tx:
+            shipment = _find(tx.session, order_id, lock=True)
+            if shipment is None:
+                raise NotFound(f"shipment for order {order_id} not found")
+            now = utcnow()
+            for step in domain.advance_path(shipment.status, target):
+                _move(tx, shipment, step, now)
+            return shipment_schema.dump(shipment)
+
+    @timer(interval=TICK_SECONDS)
+    def progress_shipments(self) -> None:
+        """The simulated carrier: ships and delivers shipments whose time has come."""
+        delays = _delays()
+        now = utcnow()
+        # the query only narrows the candidates; domain.due_status decides
+        with self.store.get_session(close_on_exit=True) as session:
+            order_ids = session.scalars(
+                select(Shipment.order_id)
+                .where(
+                    or_(
+                        and_(Shipment.status == domain.SCHEDULED,
+                             Shipment.scheduled_at <= now - delays.ship_after),
+                        and_(Shipment.status == domain.SHIPPED,
+                             Shipment.shipped_at <= now - delays.deliver_after),
+                    )
+                )
+                .order_by(Shipment.id)
+                .limit(BATCH_SIZE)
+            ).all()
+        for order_id in order_ids:
+            try:
+                self._progress(order_id, delays)
+            except Exception:  # one bad shipment must not hold up the rest of the batch
+                log.exception("could not progress the shipment of order %s", order_id)
+
+    def _progress(self, order_id: int, delays: domain.Delays) -> None:
+        """One transaction per shipment, re-checked under a lock against an admin's concurrent move."""
+        with self.store.transaction() as tx:
+            shipment = _find(tx.session, order_id, lock=True)
+            now = utcnow()
+            step = domain.due_status(shipment.status, shipment.scheduled_at, shipment.shipped_at, now, delays)
+            if step is not None:
+                _move(tx, shipment, step, now)

@@ -1,0 +1,202 @@
+import eventlet
+import pytest
+from nameko.exceptions import IncorrectSignature
+from sqlalchemy import create_engine, func, select
+
+from services.common.errors import OutOfStock, ValidationFailed
+from services.inventory.models import Base, Reservation
+from services.inventory.service import InventoryService
+
+OUTBOX = Base.metadata.tables["outbox"]
+
+
+@pytest.fixture
+def container(start_service, database_flavour):
+    # 50 workers so the concurrency tests really run 50 calls at once
+    return start_service(InventoryService, flavour=database_flavour, max_workers=50)
+
+
+@pytest.fixture
+def inventory(container, rpc_client):
+    return rpc_client("inventory")
+
+
+def query(container, statement):
+    """Read the service's database directly: what no RPC shows (rows, outbox)."""
+    engine = create_engine(container.config["DB_URIS"]["inventory:Base"])
+    try:
+        with engine.connect() as connection:
+            return connection.execute(statement).all()
+    finally:
+        engine.dispose()
+
+
+def events(container):
+    return [(row.event_type, row.envelope["payload"])
+            for row in query(container, select(OUTBOX).order_by(OUTBOX.c.id))]
+
+
+def reservation_count(container):
+    return query(container, select(func.count()).select_from(Reservation))[0][0]
+
+
+def shortages(error):
+    """The product ids an OutOfStock names (nameko's error serialisation turns numbers into strings)."""
+    return [int(product_id) for product_id in error.details["product_ids"]]
+
+
+def run_concurrently(rpc_client, calls):
+    """Run each ``call(proxy)`` in its own greenthread with its own proxy; results or errors."""
+    proxies = [rpc_client("inventory", timeout=60) for _ in calls]
+
+    def attempt(index):
+        try:
+            return calls[index](proxies[index])
+        except OutOfStock as exc:
+            return exc
+
+    return list(eventlet.GreenPool(len(calls)).imap(attempt, range(len(calls))))
+
+
+def test_get_and_set_stock(container, inventory):
+    assert inventory.get_stock(42) == {"product_id": 42, "available": 0, "reserved": 0}
+    assert events(container) == []  # reading an unknown product writes nothing
+
+    assert inventory.set_stock(42, 7) == {"product_id": 42, "available": 7, "reserved": 0}
+    assert inventory.set_stock(42, 3) == {"product_id": 42, "available": 3, "reserved": 0}
+    assert inventory.get_stock(42) == {"product_id": 42, "available": 3, "reserved": 0}
+    assert [payload["available"] for kind, payload in events(container)] == [7, 3]
+    assert {kind for kind, _ in events(container)} == {"stock_adjusted"}
+
+
+def test_fifty_concurrent_reserves_never_oversell(container, inventory, rpc_client):
+    inventory.set_stock(1, 10)
+    calls = [lambda proxy, order_id=order_id: proxy.reserve(order_id, [{"product_id": 1, "quantity": 1}])
+             for order_id in range(1, 51)]
+
+    results = run_concurrently(rpc_client, calls)
+
+    succeeded = [result for result in results if isinstance(result, dict)]
+    refused = [result for result in results if isinstance(result, OutOfStock)]
+    assert len(succeeded) == 10 and len(refused) == 40
+    assert all(result["status"] == "RESERVED" for result in succeeded)
+    assert all(shortages(error) == [1] for error in refused)
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 0, "reserved": 10}
+    assert reservation_count(container) == 10
+    assert [kind for kind, _ in events(container)].count("stock_reserved") == 10
+
+
+def test_concurrent_calls_for_one_order_act_once(container, inventory, rpc_client):
+    inventory.set_stock(1, 10)
+    line = [{"product_id": 1, "quantity": 3}]
+    results = run_concurrently(rpc_client, [lambda proxy: proxy.reserve(9, line)] * 10)
+    assert all(result == {"order_id": 9, "status": "RESERVED", "items": line} for result in results)
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 7, "reserved": 3}
+
+    releases = run_concurrently(rpc_client, [lambda proxy: proxy.release(9)] * 10)
+    assert sorted(result["released"] for result in releases) == [False] * 9 + [True]
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 10, "reserved": 0}
+    assert [kind for kind, _ in events(container)].count("stock_released") == 1
+
+
+def test_reserve_is_all_or_nothing(container, inventory):
+    inventory.set_stock(1, 5)
+    inventory.set_stock(2, 1)
+    with pytest.raises(OutOfStock) as info:
+        inventory.reserve(1, [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 3},
+                              {"product_id": 3, "quantity": 1}])
+    assert shortages(info.value) == [2, 3]
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 5, "reserved": 0}
+    assert inventory.get_stock(2) == {"product_id": 2, "available": 1, "reserved": 0}
+    assert reservation_count(container) == 0
+
+    # the order can still be reserved once the stock is there
+    inventory.set_stock(2, 3)
+    retried = inventory.reserve(1, [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 3}])
+    assert retried["status"] == "RESERVED"
+
+
+def test_reserve_merges_lines_and_is_idempotent(container, inventory):
+    inventory.set_stock(1, 10)
+    inventory.set_stock(2, 10)
+    first = inventory.reserve(5, [{"product_id": 2, "quantity": 1}, {"product_id": 1, "quantity": 2},
+                                  {"product_id": 1, "quantity": 3}])
+    expected = {"order_id": 5, "status": "RESERVED",
+                "items": [{"product_id": 1, "quantity": 5}, {"product_id": 2, "quantity": 1}]}
+    assert first == expected
+    # a retry, even with other lines, returns the existing hold and takes nothing more
+    assert inventory.reserve(5, [{"product_id": 1, "quantity": 9}]) == expected
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 5, "reserved": 5}
+    assert inventory.get_stock(2) == {"product_id": 2, "available": 9, "reserved": 1}
+    reserved = [payload for kind, payload in events(container) if kind == "stock_reserved"]
+    assert reserved == [{"order_id": 5, "items": expected["items"]}]
+
+
+def test_commit_then_release_restocks_once(container, inventory):
+    inventory.set_stock(1, 5)
+    inventory.reserve(3, [{"product_id": 1, "quantity": 2}])
+    assert inventory.commit(3) == {"order_id": 3, "committed": True}
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 3, "reserved": 0}
+    assert inventory.commit(3) == {"order_id": 3, "committed": False}
+    assert inventory.reserve(3, [{"product_id": 1, "quantity": 2}])["status"] == "COMMITTED"
+
+    assert inventory.release(3) == {"order_id": 3, "released": True}
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 5, "reserved": 0}
+    assert inventory.release(3) == {"order_id": 3, "released": False}
+    assert inventory.commit(3) == {"order_id": 3, "committed": False}
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 5, "reserved": 0}
+
+    kinds = [kind for kind, _ in events(container)]
+    assert kinds == ["stock_adjusted", "stock_reserved", "stock_committed", "stock_released"]
+    assert events(container)[-1][1] == {"order_id": 3, "items": [{"product_id": 1, "quantity": 2}]}
+
+
+def test_release_of_a_hold_and_of_an_unknown_order(container, inventory):
+    inventory.set_stock(1, 4)
+    inventory.reserve(8, [{"product_id": 1, "quantity": 4}])
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 0, "reserved": 4}
+    assert inventory.release(8) == {"order_id": 8, "released": True}
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 4, "reserved": 0}
+    assert inventory.release(404) == {"order_id": 404, "released": False}
+    assert inventory.commit(404) == {"order_id": 404, "committed": False}
+    assert [kind for kind, _ in events(container)].count("stock_released") == 1
+
+
+BAD_CALLS = [
+    ("set_stock", (1, -1)),
+    ("set_stock", (1, 1_000_001)),
+    ("set_stock", (1, "5")),
+    ("set_stock", (1, 2.5)),
+    ("set_stock", ("1 OR 1=1", 5)),
+    ("set_stock", (0, 5)),
+    ("reserve", (1, [{"product_id": 1, "quantity": -1}])),
+    ("reserve", (1, [{"product_id": 1, "quantity": 0}])),
+    ("reserve", (1, [{"product_id": 1, "quantity": 10_001}])),
+    ("reserve", (1, [{"product_id": 1, "quantity": "1"}])),
+    ("reserve", (1, [{"product_id": 1, "quantity": 1, "price_cents": 0}])),
+    ("reserve", (1, [{"product_id": "'; DROP TABLE stock; --", "quantity": 1}])),
+    ("reserve", (1, [{"product_id": "x" * 100_000, "quantity": 1}])),
+    ("reserve", (1, [])),
+    ("reserve", (1, [{"product_id": 1, "quantity": 1}] * 101)),
+    ("reserve", (1, "1,1")),
+    ("reserve", ("1; DELETE FROM reservations", [{"product_id": 1, "quantity": 1}])),
+    ("reserve", (True, [{"product_id": 1, "quantity": 1}])),
+    ("release", ("1",)),
+    ("release", (-1,)),
+    ("commit", (None,)),
+    ("commit", ("x" * 100_000,)),
+    ("get_stock", (True,)),
+    ("get_stock", ("1 OR 1=1",)),
+]
+
+
+def test_bad_input_is_refused_and_writes_nothing(container, inventory):
+    inventory.set_stock(1, 5)
+    for method, args in BAD_CALLS:
+        with pytest.raises(ValidationFailed):
+            getattr(inventory, method)(*args)
+    with pytest.raises(IncorrectSignature):  # an unknown argument
+        inventory.reserve(1, [{"product_id": 1, "quantity": 1}], priority="high")
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 5, "reserved": 0}
+    assert reservation_count(container) == 0
+    assert [kind for kind, _ in events(container)] == ["stock_adjusted"]

@@ -1,0 +1,163 @@
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kombu import Connection, Producer
+from nameko.exceptions import IncorrectSignature
+from nameko.testing.services import entrypoint_waiter
+
+from services.common.envelope import make_envelope
+from services.common.errors import ValidationFailed
+from services.common.messaging import dead_letter_topology
+from services.common.outbox import event_exchange
+from services.notifications.service import NotificationsService
+
+#: (source, event type, payload) for every event that notifies someone
+EVENTS = [
+    ("customers", "customer_registered", {"customer_id": 7, "name": "Ada"}),
+    ("orders", "order_created", {"customer_id": 7, "order_id": 42}),
+    ("orders", "order_confirmed", {"customer_id": 7, "order_id": 42}),
+    ("orders", "order_rejected", {"customer_id": 7, "order_id": 43, "reason": "out of stock"}),
+    ("orders", "order_cancelled", {"customer_id": 7, "order_id": 44, "reason": "payment failed"}),
+    ("orders", "order_shipped", {"customer_id": 7, "order_id": 42, "tracking_number": "TRK0123456789AB"}),
+    ("orders", "order_delivered", {"customer_id": 7, "order_id": 42}),
+    ("payments", "payment_declined",
+     {"customer_id": 7, "order_id": 44, "reason": "card expired", "amount_cents": 1999}),
+]
+
+
+def envelope(source: str, event_type: str, payload: dict) -> dict[str, Any]:
+    return make_envelope(source, event_type, payload, correlation_id="test",
+                         aggregate_id=payload.get("order_id"))
+
+
+def publish(rabbit_config: dict, event: dict[str, Any]) -> None:
+    """Publish like the outbox relay does: JSON on ``<source>.events``, keyed by event type."""
+    exchange = event_exchange(event["source"])
+    with Connection(rabbit_config["AMQP_URI"]) as connection:
+        Producer(connection.channel()).publish(
+            event, exchange=exchange, routing_key=event["type"], serializer="json",
+            delivery_mode=2, declare=[exchange], retry=True,
+        )
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def dead_lettered_ids(rabbit_config: dict, expected: int, timeout: float = 10) -> set[str]:
+    """Drain the dead-letters queue until ``expected`` messages arrived."""
+    found: set[str] = set()
+    _, queue = dead_letter_topology()
+    deadline = time.monotonic() + timeout
+    with Connection(rabbit_config["AMQP_URI"]) as connection:
+        bound = queue(connection.channel())
+        while len(found) < expected and time.monotonic() < deadline:
+            message = bound.get(no_ack=True)
+            if message is None:
+                time.sleep(0.05)
+            else:
+                found.add(message.decode()["event_id"])
+    return found
+
+
+@pytest.fixture
+def service(start_service, database_flavour):
+    return start_service(NotificationsService, flavour=database_flavour)
+
+
+@pytest.fixture
+def notifications(service, rpc_client):
+    return rpc_client("notifications")
+
+
+def test_every_event_notifies_its_customer(notifications, rabbit_config, caplog):
+    caplog.set_level(logging.INFO, logger="services.notifications.service")
+    for source, event_type, payload in EVENTS:
+        publish(rabbit_config, envelope(source, event_type, payload))
+    wait_for(lambda: notifications.list_notifications(7)["total"] == len(EVENTS) + 1)
+
+    items = notifications.list_notifications(7, 1, 100)["items"]
+    by_type: dict[str, list[dict]] = {}
+    for item in items:
+        by_type.setdefault(item["event_type"], []).append(item)
+    assert set(by_type) == {event_type for _, event_type, _ in EVENTS}
+    assert all(item["customer_id"] == 7 and item["created_at"].endswith("+00:00") for item in items)
+    assert "Ada" in by_type["customer_registered"][0]["body"]
+    assert "#42" in by_type["order_created"][0]["subject"]
+    assert "out of stock" in by_type["order_rejected"][0]["body"]
+    assert "payment failed" in by_type["order_cancelled"][0]["body"]
+    assert "card expired" in by_type["payment_declined"][0]["body"]
+    shipped = by_type["order_shipped"]
+    assert sorted(n["channel"] for n in shipped) == ["email", "sms"]
+    assert all("TRK0123456789AB" in n["body"] for n in shipped)
+    assert notifications.list_notifications(8)["total"] == 0
+
+    sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("notification sent")]
+    assert len(sent) == len(EVENTS) + 1
+    assert any("customer_id=7" in s and "channel=sms" in s and "Order #42 shipped" in s for s in sent)
+
+
+def test_newest_first_and_paged(service, notifications, rabbit_config):
+    for order_id in (1, 2, 3):
+        with entrypoint_waiter(service, "on_order_confirmed"):
+            publish(rabbit_config,
+                    envelope("orders", "order_confirmed", {"customer_id": 7, "order_id": order_id}))
+    first = notifications.list_notifications(7, 1, 2)
+    assert first["total"] == 3 and first["page"] == 1 and first["per_page"] == 2
+    assert [n["subject"] for n in first["items"]] == ["Order #3 confirmed", "Order #2 confirmed"]
+    assert [n["subject"] for n in notifications.list_notifications(7, page=2, per_page=2)["items"]] == [
+        "Order #1 confirmed"]
+    assert notifications.list_notifications(7, page=3, per_page=2)["items"] == []
+
+
+def test_a_redelivered_event_notifies_once(service, notifications, rabbit_config):
+    event = envelope("orders", "order_shipped", {"customer_id": 7, "order_id": 42, "tracking_number": "TRK1"})
+    for _ in range(2):
+        with entrypoint_waiter(service, "on_order_shipped"):
+            publish(rabbit_config, event)
+    assert notifications.list_notifications(7)["total"] == 2  # one email and one sms
+
+
+@pytest.mark.parametrize("payload", [
+    {"order_id": 42},
+    {"customer_id": "7", "order_id": 42},
+    {"customer_id": 7},
+    {"customer_id": 7, "order_id": "42; DROP TABLE notifications"},
+    {"customer_id": 7, "order_id": 42, "reason": {"nested": True}},
+])
+def test_an_invalid_payload_is_dead_lettered_and_writes_nothing(service, notifications, rabbit_config,
+                                                                payload):
+    event = envelope("orders", "order_cancelled", payload)
+    with entrypoint_waiter(service, "on_order_cancelled") as result:
+        publish(rabbit_config, event)
+    with pytest.raises(ValidationFailed):
+        result.get()
+    assert dead_lettered_ids(rabbit_config, 1) == {event["event_id"]}
+    assert notifications.list_notifications(7)["total"] == 0
+
+
+def test_a_welcome_without_customer_is_dead_lettered(service, notifications, rabbit_config):
+    event = envelope("customers", "customer_registered", {"email": "ada@example.com"})
+    with entrypoint_waiter(service, "on_customer_registered") as result:
+        publish(rabbit_config, event)
+    with pytest.raises(ValidationFailed):
+        result.get()
+    assert dead_lettered_ids(rabbit_config, 1) == {event["event_id"]}
+
+
+def test_list_rejects_bad_input(notifications):
+    bad_calls = [
+        ("7",), (-7,), (0,), (True,), (7.0,), (None,), ("7 OR 1=1",), ("x" * 100_000,),
+        (7, 0), (7, "1"), (7, 1, 101), (7, 1, -1), (7, 10**9),
+    ]
+    for args in bad_calls:
+        with pytest.raises(ValidationFailed):
+            notifications.list_notifications(*args)
+    with pytest.raises(IncorrectSignature):
+        notifications.list_notifications(7, evil=1)

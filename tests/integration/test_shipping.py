@@ -1,0 +1,199 @@
+import re
+import time
+from collections.abc import Callable
+
+import pytest
+from nameko.events import event_handler
+from nameko.exceptions import IncorrectSignature
+
+from services.common.errors import Conflict, NotFound, ValidationFailed
+from services.shipping.service import ShippingService
+
+SHIPPING_EVENTS = ("shipment_scheduled", "shipment_cancelled", "shipment_shipped", "shipment_delivered")
+
+
+class ShippingEventsRecorder:
+    """Stand-in consumer that keeps every shipping event it sees."""
+
+    name = "shipping_events_recorder"
+    received: list = []
+
+    @event_handler("shipping", "shipment_scheduled")
+    def scheduled(self, event: dict) -> None:
+        self.received.append(event)
+
+    @event_handler("shipping", "shipment_cancelled")
+    def cancelled(self, event: dict) -> None:
+        self.received.append(event)
+
+    @event_handler("shipping", "shipment_shipped")
+    def shipped(self, event: dict) -> None:
+        self.received.append(event)
+
+    @event_handler("shipping", "shipment_delivered")
+    def delivered(self, event: dict) -> None:
+        self.received.append(event)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def events_for(order_id: int) -> list[tuple[str, dict]]:
+    return [(e["type"], e["payload"]) for e in ShippingEventsRecorder.received
+            if e["payload"]["order_id"] == order_id]
+
+
+@pytest.fixture
+def events(start_service):
+    ShippingEventsRecorder.received = []
+    start_service(ShippingEventsRecorder, database=False)
+    return ShippingEventsRecorder.received
+
+
+@pytest.fixture
+def shipping(events, start_service, rpc_client, database_flavour):
+    start_service(ShippingService, flavour=database_flavour)
+    return rpc_client("shipping")
+
+
+def test_schedule_is_idempotent_and_announced(shipping, events):
+    shipment = shipping.schedule_shipment(10, 7)
+    assert shipment["order_id"] == 10 and shipment["customer_id"] == 7
+    assert shipment["status"] == "SCHEDULED" and shipment["shipment_id"] >= 1
+    assert re.fullmatch(r"TRK[0-9A-F]{12}", shipment["tracking_number"])
+    assert shipment["scheduled_at"].endswith("+00:00")
+    assert shipment["shipped_at"] is None and shipment["delivered_at"] is None
+
+    assert shipping.schedule_shipment(10, 7) == shipment
+    assert shipping.get_shipment(10) == shipment
+    assert shipping.get_shipment(10, 7) == shipment
+    assert shipping.schedule_shipment(11, 7)["tracking_number"] != shipment["tracking_number"]
+    racing = [shipping.schedule_shipment.call_async(12, 7) for _ in range(5)]
+    assert len({r.result()["shipment_id"] for r in racing}) == 1
+
+    wait_for(lambda: events_for(10) and events_for(11) and events_for(12))
+    time.sleep(0.3)  # a duplicate would have arrived by now
+    assert len(events_for(12)) == 1
+    assert events_for(10) == [("shipment_scheduled", {
+        "order_id": 10, "customer_id": 7, "shipment_id": shipment["shipment_id"],
+        "tracking_number": shipment["tracking_number"]})]
+
+
+def test_get_hides_other_customers_shipments(shipping):
+    shipping.schedule_shipment(10, 7)
+    with pytest.raises(NotFound):
+        shipping.get_shipment(10, 8)
+    with pytest.raises(NotFound):
+        shipping.get_shipment(99)
+
+
+def test_cancel_only_before_shipping(shipping, events):
+    scheduled = shipping.schedule_shipment(10, 7)
+    assert shipping.cancel_shipment(10) == {"order_id": 10, "cancelled": True}
+    assert shipping.cancel_shipment(10) == {"order_id": 10, "cancelled": False}
+    assert shipping.cancel_shipment(99) == {"order_id": 99, "cancelled": False}
+    assert shipping.get_shipment(10)["status"] == "CANCELLED"
+    with pytest.raises(Conflict):
+        shipping.advance_shipment(10, "SHIPPED")
+    # the order's shipment stays cancelled: scheduling again returns it unchanged
+    assert shipping.schedule_shipment(10, 7)["status"] == "CANCELLED"
+
+    shipping.schedule_shipment(20, 7)
+    shipping.advance_shipment(20, "SHIPPED")
+    with pytest.raises(Conflict, match="already shipped"):
+        shipping.cancel_shipment(20)
+    assert shipping.get_shipment(20)["status"] == "SHIPPED"
+
+    wait_for(lambda: len(events_for(10)) == 2)
+    assert [t for t, _ in events_for(10)] == ["shipment_scheduled", "shipment_cancelled"]
+    assert events_for(10)[1][1]["tracking_number"] == scheduled["tracking_number"]
+
+
+def test_advance_moves_forward_and_announces_every_step(shipping, events):
+    shipping.schedule_shipment(10, 7)
+    delivered = shipping.advance_shipment(10, "DELIVERED")
+    assert delivered["status"] == "DELIVERED"
+    assert delivered["shipped_at"] is not None and delivered["delivered_at"] is not None
+    assert shipping.advance_shipment(10, "DELIVERED") == delivered  # no-op
+    with pytest.raises(Conflict):
+        shipping.advance_shipment(10, "SHIPPED")
+    with pytest.raises(Conflict):
+        shipping.advance_shipment(10, "SCHEDULED")
+    with pytest.raises(NotFound):
+        shipping.advance_shipment(99, "SHIPPED")
+
+    shipping.schedule_shipment(11, 7)
+    assert shipping.advance_shipment(11, "SCHEDULED")["status"] == "SCHEDULED"  # no-op
+    assert shipping.advance_shipment(11, "SHIPPED")["status"] == "SHIPPED"
+
+    wait_for(lambda: len(events_for(10)) == 3 and len(events_for(11)) == 2)
+    time.sleep(0.3)
+    assert [t for t, _ in events_for(10)] == ["shipment_scheduled", "shipment_shipped", "shipment_delivered"]
+    assert [t for t, _ in events_for(11)] == ["shipment_scheduled", "shipment_shipped"]
+    assert {p["customer_id"] for _, p in events_for(10)} == {7}
+
+
+def test_timer_ships_then_delivers(shipping, events, monkeypatch):
+    shipping.schedule_shipment(10, 7)
+    shipping.schedule_shipment(11, 7)
+    shipping.cancel_shipment(11)
+    monkeypatch.setenv("SHIPPING_SHIP_AFTER_SECONDS", "0.2")
+    monkeypatch.setenv("SHIPPING_DELIVER_AFTER_SECONDS", "0.5")
+
+    wait_for(lambda: shipping.get_shipment(10)["status"] == "DELIVERED")
+    shipment = shipping.get_shipment(10)
+    assert shipment["scheduled_at"] < shipment["shipped_at"] < shipment["delivered_at"]
+    assert shipping.get_shipment(11)["status"] == "CANCELLED"
+    wait_for(lambda: len(events_for(10)) == 3)
+    assert [t for t, _ in events_for(10)] == ["shipment_scheduled", "shipment_shipped", "shipment_delivered"]
+    assert events_for(10)[2][1] == {"order_id": 10, "customer_id": 7, "shipment_id": shipment["shipment_id"],
+                                     "tracking_number": shipment["tracking_number"]}
+
+
+def test_timer_works_through_more_than_one_batch(shipping, monkeypatch):
+    for order_id in range(1, 106):
+        shipping.schedule_shipment(order_id, 7)
+    monkeypatch.setenv("SHIPPING_SHIP_AFTER_SECONDS", "0")
+    wait_for(lambda: shipping.get_shipment(105)["status"] == "SHIPPED", timeout=15)
+    assert {shipping.get_shipment(order_id)["status"] for order_id in range(1, 106)} == {"SHIPPED"}
+
+
+def test_schedule_rejects_bad_input_and_writes_nothing(shipping):
+    bad_calls = [
+        ("1", 7), (10, "7"), (-1, 7), (10, 0), (10, True), (1.5, 7), (None, 7),
+        ("1; DROP TABLE shipments; --", 7), ("x" * 100_000, 7), ({"order_id": 10}, 7),
+    ]
+    for args in bad_calls:
+        with pytest.raises(ValidationFailed):
+            shipping.schedule_shipment(*args)
+    with pytest.raises(IncorrectSignature):
+        shipping.schedule_shipment(order_id=10, customer_id=7, evil=1)
+    for order_id in (1, 10):
+        with pytest.raises(NotFound):
+            shipping.get_shipment(order_id)
+
+
+def test_other_rpcs_reject_bad_input_and_change_nothing(shipping):
+    shipping.schedule_shipment(10, 7)
+    bad_ids = ["10", -10, 0, 10.0, True, "10 OR 1=1", "x" * 100_000, [10]]
+    for bad in bad_ids:
+        with pytest.raises(ValidationFailed):
+            shipping.cancel_shipment(bad)
+        with pytest.raises(ValidationFailed):
+            shipping.get_shipment(bad)
+        with pytest.raises(ValidationFailed):
+            shipping.get_shipment(10, bad)
+        with pytest.raises(ValidationFailed):
+            shipping.advance_shipment(bad, "SHIPPED")
+    for bad_status in ["CANCELLED", "shipped", "", "SHIPPED'; --", "S" * 100_000, 2, None, ["SHIPPED"]]:
+        with pytest.raises(ValidationFailed):
+            shipping.advance_shipment(10, bad_status)
+    with pytest.raises(IncorrectSignature):
+        shipping.advance_shipment(10, "SHIPPED", force=True)
+    with pytest.raises(IncorrectSignature):
+        shipping.cancel_shipment(10, evil=1)
+    assert shipping.get_shipment(10)["status"] == "SCHEDULED"
