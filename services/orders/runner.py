@@ -189,11 +189,12 @@ class SagaRunner:
         with self.store.transaction() as tx:
             order = load_for_update(tx.session, order_id)
             order.attempts += 1
-            delay = retry_delay(order.attempts)
+            attempts = order.attempts
+            delay = retry_delay(attempts)
             order.next_attempt_at = utcnow() + delay
             order.lease_until = order.lease_token = None
         log.warning("order %s: %s failed (%s); attempt %d, retrying in %ss",
-                    order_id, step, exc, order.attempts, delay.total_seconds())
+                    order_id, step, exc, attempts, delay.total_seconds())
 
 
 def due_orders(session: Session, now: datetime, limit: int = 100) -> list[Order]:

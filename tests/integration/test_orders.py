@@ -6,12 +6,13 @@ what the saga asked of each participant and in which order.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 
 from services.catalog.service import CatalogService
-from services.common.errors import NotFound, OutOfStock, ValidationFailed
+from services.common.errors import NotFound, OutOfStock, ServiceUnavailable, ValidationFailed
 from services.common.rpc import rpc
 from services.orders.service import OrdersService
 
@@ -46,6 +47,8 @@ class PaymentsStandIn:
     @rpc
     def charge(self, order_id, customer_id, amount_cents, currency):
         CALLS.append(("charge", order_id, amount_cents, currency))
+        if SCRIPT.get("payments_down"):
+            raise ServiceUnavailable("payment processor unreachable")
         status = "DECLINED" if SCRIPT.get("decline") else "CAPTURED"
         return {"order_id": order_id, "status": status, "decline_reason": "card_declined"}
 
@@ -157,3 +160,19 @@ def test_bad_orders_are_refused_and_write_nothing(platform):
         orders.list_orders({"status": "'; --"})
     assert orders.list_orders({})["total"] == 0
     assert CALLS == []
+
+
+def test_a_participant_outage_is_retried_until_it_answers(platform, caplog):
+    """The runner schedules the retry itself; the handler never fails."""
+    orders, product = platform
+    SCRIPT["payments_down"] = True
+    order = orders.create_order(customer_id=3, items=[{"product_id": product["id"], "quantity": 1}])
+    deadline = time.monotonic() + 10
+    while CALLS.count(("charge", order["id"], 1899, "USD")) < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert orders.get_order(order["id"])["status"] == "PENDING"
+    SCRIPT["payments_down"] = False
+    confirmed = wait_status(orders, order["id"], {"CONFIRMED"}, timeout=20)
+    assert [change["status"] for change in confirmed["history"]] == ["PENDING", "CONFIRMED"]
+    assert CALLS.count(("reserve", order["id"])) == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
