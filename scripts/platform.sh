@@ -18,6 +18,8 @@ cd "$ROOT"
 export STACK_DIR="$(mkdir -p "${STACK_DIR:-$ROOT/var}" && cd "${STACK_DIR:-$ROOT/var}" && pwd)"
 export VENV="$ROOT/.venv"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+# eventlet announces its own deprecation on every import; nameko 2.14 needs it
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::DeprecationWarning}"
 CONF="$ROOT/scripts/supervisord.conf"
 PY="$VENV/bin/python"
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from services.common.schemas import Cents, Currency, Id, text
+from services.common.schemas import Cents, Currency, Id, PageSchema, text
 
 
 class ProductSchema(Schema):
@@ -31,11 +31,9 @@ class ProductUpdateSchema(ProductSchema):
     description = text(5000, min_length=0)
 
 
-class ProductQuerySchema(Schema):
+class ProductQuerySchema(PageSchema):
     q = text(200, load_default=None, allow_none=True)
     category = text(100, load_default=None, allow_none=True)
-    page = fields.Integer(strict=True, validate=validate.Range(min=1, max=100_000), load_default=1)
-    per_page = fields.Integer(strict=True, validate=validate.Range(min=1, max=100), load_default=20)
     include_inactive = fields.Boolean(load_default=False)
 
 

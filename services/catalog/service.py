@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from services.catalog.models import Base, Product
@@ -17,7 +17,7 @@ from services.catalog.schemas import (
 from services.common.errors import Conflict, NotFound
 from services.common.rpc import rpc
 from services.common.schemas import load, require_id
-from services.common.store import Store
+from services.common.store import Store, paginate
 
 product_schema = ProductSchema()
 
@@ -96,15 +96,5 @@ class CatalogService:
             statement = statement.where(
                 or_(Product.name.ilike(pattern, escape="\\"), Product.description.ilike(pattern, escape="\\"))
             )
-        page, per_page = params["page"], params["per_page"]
         with self.store.get_session(close_on_exit=True) as session:
-            total = session.scalar(select(func.count()).select_from(statement.subquery()))
-            products = session.scalars(
-                statement.order_by(Product.id).offset((page - 1) * per_page).limit(per_page)
-            ).all()
-            return {
-                "items": product_schema.dump(products, many=True),
-                "page": page,
-                "per_page": per_page,
-                "total": total,
-            }
+            return paginate(session, statement, [Product.id], params, product_schema)

@@ -51,3 +51,10 @@ def require_id(value: Any, name: str = "id") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
         raise ValidationFailed("invalid input", {"fields": {name: ["must be a positive integer"]}})
     return value
+
+
+class PageSchema(Schema):
+    """Page parameters every listing accepts; query schemas extend it."""
+
+    page = fields.Integer(strict=True, validate=validate.Range(min=1, max=100_000), load_default=1)
+    per_page = fields.Integer(strict=True, validate=validate.Range(min=1, max=100), load_default=20)

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from marshmallow import Schema
 from nameko.containers import WorkerContext
 from nameko_sqlalchemy.database import Database, DatabaseWrapper
 from sqlalchemy import (
@@ -26,11 +27,14 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     TypeDecorator,
     event,
+    func,
     insert,
+    select,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -108,6 +112,15 @@ def configure_engine(engine: Engine) -> None:
         from psycogreen.eventlet import patch_psycopg
 
         patch_psycopg()
+
+
+def paginate(session: Session, statement: Select, order_by: Any, params: dict[str, Any],
+             schema: Schema) -> dict[str, Any]:
+    """One page of ``statement``'s rows, dumped with ``schema``, and the total count."""
+    page, per_page = params["page"], params["per_page"]
+    total = session.scalar(select(func.count()).select_from(statement.subquery()))
+    rows = session.scalars(statement.order_by(*order_by).offset((page - 1) * per_page).limit(per_page)).all()
+    return {"items": schema.dump(rows, many=True), "page": page, "per_page": per_page, "total": total}
 
 
 class UnitOfWork:

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from marshmallow import INCLUDE, Schema, fields, validate
+from marshmallow import INCLUDE, Schema, fields
 
-from services.common.schemas import Id
+from services.common.schemas import Id, PageSchema
 
 
 class EventPayloadSchema(Schema):
@@ -32,7 +32,5 @@ class NotificationSchema(Schema):
     created_at = fields.DateTime(dump_only=True)
 
 
-class NotificationQuerySchema(Schema):
+class NotificationQuerySchema(PageSchema):
     customer_id = Id(required=True)
-    page = fields.Integer(strict=True, validate=validate.Range(min=1, max=100_000), load_default=1)
-    per_page = fields.Integer(strict=True, validate=validate.Range(min=1, max=100), load_default=20)

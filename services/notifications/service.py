@@ -9,12 +9,12 @@ import logging
 from typing import Any
 
 from marshmallow import Schema
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from services.common.messaging import event_handler
 from services.common.rpc import rpc
 from services.common.schemas import load
-from services.common.store import Store
+from services.common.store import Store, paginate
 from services.notifications import domain
 from services.notifications.models import Base, Notification
 from services.notifications.schemas import (
@@ -71,23 +71,10 @@ class NotificationsService:
         """A customer's notifications, newest first."""
         params = load(NotificationQuerySchema(),
                       {"customer_id": customer_id, "page": page, "per_page": per_page})
-        page, per_page = params["page"], params["per_page"]
-        mine = Notification.customer_id == params["customer_id"]
+        statement = select(Notification).where(Notification.customer_id == params["customer_id"])
         with self.store.get_session(close_on_exit=True) as session:
-            total = session.scalar(select(func.count()).select_from(Notification).where(mine))
-            notifications = session.scalars(
-                select(Notification)
-                .where(mine)
-                .order_by(Notification.created_at.desc(), Notification.id.desc())
-                .offset((page - 1) * per_page)
-                .limit(per_page)
-            ).all()
-            return {
-                "items": notification_schema.dump(notifications, many=True),
-                "page": page,
-                "per_page": per_page,
-                "total": total,
-            }
+            return paginate(session, statement, [Notification.created_at.desc(), Notification.id.desc()],
+                            params, notification_schema)
 
     def _notify(self, event: dict[str, Any], event_type: str, schema: Schema) -> None:
         """Record the event's messages once per event id, then "send" them.

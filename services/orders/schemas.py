@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from services.common.schemas import Id, Quantity, text
+from services.common.schemas import Id, PageSchema, Quantity, text
 from services.orders.saga import Status
 
 
@@ -16,12 +16,10 @@ class CreateOrderSchema(Schema):
     items = fields.List(fields.Nested(ItemSchema), required=True, validate=validate.Length(min=1, max=100))
 
 
-class OrderQuerySchema(Schema):
+class OrderQuerySchema(PageSchema):
     customer_id = Id(load_default=None, allow_none=True)
     status = fields.String(validate=validate.OneOf([s.value for s in Status]), load_default=None,
                            allow_none=True)
-    page = fields.Integer(strict=True, validate=validate.Range(min=1, max=100_000), load_default=1)
-    per_page = fields.Integer(strict=True, validate=validate.Range(min=1, max=100), load_default=20)
 
 
 class CancelSchema(Schema):

@@ -8,13 +8,13 @@ from typing import Any
 
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from services.common.errors import Conflict, NotFound
 from services.common.messaging import event_handler
 from services.common.rpc import UNREACHABLE, Correlation, RemoteService, rpc
 from services.common.schemas import load, require_id
-from services.common.store import Store, utcnow
+from services.common.store import Store, paginate, utcnow
 from services.orders import pricing, saga
 from services.orders.models import Base, Order, OrderItem
 from services.orders.runner import (
@@ -91,14 +91,8 @@ class OrdersService:
             statement = statement.where(Order.customer_id == params["customer_id"])
         if params["status"]:
             statement = statement.where(Order.status == params["status"])
-        page, per_page = params["page"], params["per_page"]
         with self.store.get_session(close_on_exit=True) as session:
-            total = session.scalar(select(func.count()).select_from(statement.subquery()))
-            orders = session.scalars(
-                statement.order_by(Order.id.desc()).offset((page - 1) * per_page).limit(per_page)
-            ).all()
-            return {"items": order_schema.dump(orders, many=True), "page": page, "per_page": per_page,
-                    "total": total}
+            return paginate(session, statement, [Order.id.desc()], params, order_schema)
 
     @rpc
     def cancel_order(self, order_id: int, customer_id: int | None = None, reason: str | None = None) -> dict:

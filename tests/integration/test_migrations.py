@@ -9,7 +9,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect
 
 from services.common.config import ROOT, SERVICES
 
@@ -19,9 +19,13 @@ def test_migrations_match_the_models(service, database_flavour, database_factory
     metadata = import_module(f"services.{service}.models").Base.metadata
     url = database_factory(type(metadata)(), database_flavour)  # an empty database
     monkeypatch.setenv(f"{service.upper()}_DATABASE_URL", url)
-    command.upgrade(Config(str(ROOT / "alembic.ini"), ini_section=service), "head")
+    alembic = Config(str(ROOT / "alembic.ini"), ini_section=service)
+    command.upgrade(alembic, "head")
     engine = create_engine(url)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
-    engine.dispose()
     assert differences == []
+
+    command.downgrade(alembic, "base")
+    assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    engine.dispose()

@@ -7,6 +7,8 @@ Create Date: 2026-11-22 02:41:48.251889
 from alembic import op
 import sqlalchemy as sa
 
+from services.common.migrations import create_messaging_tables, drop_messaging_tables
+
 
 revision = '9025dbdebae6'
 down_revision = None
@@ -46,25 +48,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_orders_saga_active'), ['saga_active'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_status'), ['status'], unique=False)
 
-    op.create_table('outbox',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=64), nullable=False),
-    sa.Column('event_type', sa.String(length=100), nullable=False),
-    sa.Column('envelope', sa.JSON(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('event_id')
-    )
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_outbox_published_at'), ['published_at'], unique=False)
-
-    op.create_table('processed_events',
-    sa.Column('handler', sa.String(length=200), nullable=False),
-    sa.Column('event_id', sa.String(length=64), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('handler', 'event_id')
-    )
+    create_messaging_tables()
     op.create_table('order_items',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_id', sa.Integer(), nullable=False),
@@ -105,11 +89,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_order_items_order_id'))
 
     op.drop_table('order_items')
-    op.drop_table('processed_events')
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_outbox_published_at'))
-
-    op.drop_table('outbox')
+    drop_messaging_tables()
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_orders_status'))
         batch_op.drop_index(batch_op.f('ix_orders_saga_active'))
