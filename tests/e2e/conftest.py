@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from tests.helpers import wait_for  # noqa: F401  (re-exported: e2e modules may import it from here)
+
 ROOT = Path(__file__).resolve().parents[2]
 STACK_DIR = Path(os.environ.get("STACK_DIR", ROOT / "var" / "e2e"))
 VHOST = os.environ.get("STACK_VHOST", "e2e")
@@ -42,17 +44,6 @@ def supervisorctl(*args: str) -> str:
     command = [str(ROOT / ".venv/bin/supervisorctl"), "-c", str(ROOT / "scripts/supervisord.conf"), *args]
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     return result.stdout.strip()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.2,
-             what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def query(service: str, sql: str, *params: Any) -> list[tuple]:

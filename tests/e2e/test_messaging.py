@@ -6,18 +6,9 @@ import subprocess
 import threading
 import time
 
-from kombu import Connection, Producer
-
 from services.common.envelope import make_envelope
-from services.common.outbox import event_exchange
-from tests.e2e.conftest import AMQP_URI, FINAL, ROOT, query, wait_for
-
-
-def publish(source: str, envelope: dict) -> None:
-    with Connection(AMQP_URI, transport_options={"confirm_publish": True}) as connection:
-        Producer(connection.channel()).publish(
-            envelope, exchange=event_exchange(source), routing_key=envelope["type"], serializer="json",
-            declare=[event_exchange(source)], delivery_mode=2)
+from tests.e2e.conftest import AMQP_URI, FINAL, ROOT, query
+from tests.helpers import publish_event, wait_for
 
 
 def dlq(*args: str) -> subprocess.CompletedProcess:
@@ -36,8 +27,8 @@ def test_the_same_event_delivered_twice_changes_nothing(rpc, customer):
                               "total_cents": 100, "currency": "USD", "reason": None},
                              correlation_id="e2e-duplicate", aggregate_id=987654)
     before = len(notifications_for(rpc, customer["id"]))
-    publish("orders", envelope)
-    publish("orders", envelope)
+    publish_event(AMQP_URI, envelope)
+    publish_event(AMQP_URI, envelope)
     wait_for(lambda: len(notifications_for(rpc, customer["id"])) > before, what="the notification")
     time.sleep(2)  # time for the duplicate to be consumed too
     about_it = [n for n in notifications_for(rpc, customer["id"]) if "987654" in n["body"]]
@@ -49,7 +40,7 @@ def test_the_same_event_delivered_twice_changes_nothing(rpc, customer):
 def test_a_poison_message_is_parked_and_can_be_replayed(rpc):
     poison = make_envelope("orders", "order_confirmed", {"order_id": 1, "no_customer": True},
                            correlation_id="e2e-poison", aggregate_id=1)
-    publish("orders", poison)
+    publish_event(AMQP_URI, poison)
     listing = wait_for(lambda: (out := dlq("list").stdout) and poison["event_id"] in out and out,
                        what="the poison message in the dead-letter queue")
     line = next(line for line in listing.splitlines() if poison["event_id"] in line)

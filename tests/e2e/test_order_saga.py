@@ -7,7 +7,8 @@ import signal
 import time
 from datetime import UTC, datetime
 
-from tests.e2e.conftest import FINAL, query, supervisorctl, wait_for
+from tests.e2e.conftest import FINAL, query, supervisorctl
+from tests.helpers import wait_for
 
 
 def place(rpc, customer, product, quantity=1):

@@ -3,13 +3,13 @@ import time
 
 import eventlet
 import pytest
-from sqlalchemy import create_engine, func, select
 
 from services.cart.models import Cart, CartItem
 from services.cart.service import CartService
 from services.common.errors import Conflict, NotFound, OutOfStock, ServiceUnavailable, ValidationFailed
 from services.common.messaging import event_handler
 from services.common.rpc import rpc
+from tests.helpers import row_count
 
 ORDER = {"id": 7, "status": "PENDING"}
 #: what the orders stand-in raises instead of answering (None: it answers)
@@ -81,17 +81,8 @@ def cart(container, start_service, rpc_client):
     return rpc_client("cart")
 
 
-@pytest.fixture
-def db(container):
-    engine = create_engine(container.config["DB_URIS"]["cart:Base"])
-    yield engine
-    engine.dispose()
-
-
-def row_counts(db) -> tuple[int, int]:
-    with db.connect() as conn:
-        return (conn.scalar(select(func.count()).select_from(Cart)),
-                conn.scalar(select(func.count()).select_from(CartItem)))
+def row_counts(container) -> tuple[int, int]:
+    return row_count(container, Cart), row_count(container, CartItem)
 
 
 def canonical(events: list[tuple[str, dict]]) -> list[str]:
@@ -103,9 +94,9 @@ def lines(cart_view: dict) -> list[tuple[int, int]]:
     return [(item["product_id"], item["quantity"]) for item in cart_view["items"]]
 
 
-def test_reading_a_missing_cart_creates_nothing(cart, db):
+def test_reading_a_missing_cart_creates_nothing(cart, container):
     assert cart.get_cart(5) == {"customer_id": 5, "items": [], "updated_at": None}
-    assert row_counts(db) == (0, 0)
+    assert row_counts(container) == (0, 0)
 
 
 def test_add_update_and_remove_lines(cart):
@@ -128,12 +119,12 @@ def test_add_update_and_remove_lines(cart):
         cart.remove_item(6, 3)
 
 
-def test_catalog_decides_what_can_be_added(cart, db):
+def test_catalog_decides_what_can_be_added(cart, container):
     with pytest.raises(Conflict, match="product is not available"):
         cart.add_item(5, {"product_id": 2, "quantity": 1})
     with pytest.raises(NotFound):
         cart.add_item(5, {"product_id": 999, "quantity": 1})
-    assert row_counts(db) == (0, 0)
+    assert row_counts(container) == (0, 0)
 
 
 def test_a_line_holds_at_most_10000(cart):
@@ -194,7 +185,7 @@ def test_orders_down_is_unavailable_and_keeps_the_cart(container, rpc_client):
     assert lines(cart.get_cart(5)) == [(1, 2)]
 
 
-def test_bad_input_is_rejected_and_writes_nothing(cart, db):
+def test_bad_input_is_rejected_and_writes_nothing(cart, container):
     cart.add_item(5, {"product_id": 1, "quantity": 2})
     before = cart.get_cart(5)
     bad_items = [
@@ -237,7 +228,7 @@ def test_bad_input_is_rejected_and_writes_nothing(cart, db):
             cart.remove_item(5, product_id)
 
     assert cart.get_cart(5) == before
-    assert row_counts(db) == (1, 1)
+    assert row_counts(container) == (1, 1)
     assert ORDERS_CALLS == []
 
 

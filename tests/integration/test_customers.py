@@ -8,13 +8,14 @@ from pathlib import Path
 import eventlet
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import create_engine, insert, select
+from sqlalchemy import insert, select
 
 from services.common.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from services.common.messaging import event_handler
 from services.customers import bootstrap_admin
 from services.customers.models import Customer
 from services.customers.service import CustomersService
+from tests.helpers import service_database, service_rows, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ANN = {"name": "Ann Lee", "email": "ann@example.org", "password": "correct horse"}
@@ -49,23 +50,8 @@ def customers(container, rpc_client):
     return rpc_client("customers")
 
 
-@pytest.fixture
-def db(container):
-    engine = create_engine(container.config["DB_URIS"]["customers:Base"])
-    yield engine
-    engine.dispose()
-
-
-def stored_hashes(db) -> dict[str, str]:
-    with db.connect() as conn:
-        return dict(conn.execute(select(Customer.email, Customer.password_hash)).all())
-
-
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        eventlet.sleep(0.05)
+def stored_hashes(container) -> dict[str, str]:
+    return dict(service_rows(container, select(Customer.email, Customer.password_hash)))
 
 
 def test_register_authenticate_read_and_update(customers):
@@ -82,7 +68,7 @@ def test_register_authenticate_read_and_update(customers):
     assert customers.get_customer(created["id"])["name"] == "Ann Lee-Smith"
 
 
-def test_duplicate_email_is_a_conflict_even_under_a_race(customers, rpc_client, db):
+def test_duplicate_email_is_a_conflict_even_under_a_race(customers, rpc_client, container):
     customers.register(ANN)
     with pytest.raises(Conflict):
         customers.register({**ANN, "email": "ANN@example.org", "name": "Impostor"})
@@ -97,7 +83,7 @@ def test_duplicate_email_is_a_conflict_even_under_a_race(customers, rpc_client, 
 
     results = list(eventlet.GreenPool(4).imap(attempt, proxies))
     assert sum(result is not None for result in results) == 1
-    assert sorted(stored_hashes(db)) == ["ann@example.org", "race@example.org"]
+    assert sorted(stored_hashes(container)) == ["ann@example.org", "race@example.org"]
 
 
 def test_wrong_credentials_are_indistinguishable(customers):
@@ -114,18 +100,18 @@ def test_wrong_credentials_are_indistinguishable(customers):
     assert min(timings["unknown"]) > 0.5 * min(timings["wrong"])
 
 
-def test_login_upgrades_a_weak_hash(customers, db):
+def test_login_upgrades_a_weak_hash(customers, container):
     weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("old but valid")
-    with db.begin() as conn:
+    with service_database(container) as engine, engine.begin() as conn:
         conn.execute(insert(Customer).values(name="Old", email="old@example.org", password_hash=weak,
                                              role="customer"))
     assert customers.authenticate("old@example.org", "old but valid")["email"] == "old@example.org"
-    upgraded = stored_hashes(db)["old@example.org"]
+    upgraded = stored_hashes(container)["old@example.org"]
     assert upgraded != weak and not PasswordHasher().check_needs_rehash(upgraded)
     assert customers.authenticate("old@example.org", "old but valid")["name"] == "Old"
 
 
-def test_bad_input_is_rejected_and_writes_nothing(customers, db):
+def test_bad_input_is_rejected_and_writes_nothing(customers, container):
     ann = customers.register(ANN)
     bad_registrations = [
         {**ANN, "email": "eve@example.org", "role": "admin"},  # no self-made admins
@@ -169,7 +155,7 @@ def test_bad_input_is_rejected_and_writes_nothing(customers, db):
         with pytest.raises(ValidationFailed):
             customers.ensure_admin(email, password)
 
-    assert stored_hashes(db).keys() == {"ann@example.org"}
+    assert stored_hashes(container).keys() == {"ann@example.org"}
     assert customers.get_customer(ann["id"]) == ann
 
     # an SQL-looking name is just a name: stored verbatim, nothing else happens
@@ -178,7 +164,7 @@ def test_bad_input_is_rejected_and_writes_nothing(customers, db):
     assert customers.get_customer(bobby["id"])["name"] == bobby_tables
 
 
-def test_password_hash_never_leaves_the_service(customers, db):
+def test_password_hash_never_leaves_the_service(customers, container):
     results = [customers.register(ANN)]
     results.append(customers.authenticate(ANN["email"], ANN["password"]))
     results.append(customers.get_customer(results[0]["id"]))
@@ -190,7 +176,7 @@ def test_password_hash_never_leaves_the_service(customers, db):
             call()
         results.append({"message": info.value.message, "details": info.value.details})
 
-    hashes = stored_hashes(db).values()
+    hashes = stored_hashes(container).values()
     assert all(h.startswith("$argon2id$") for h in hashes)
     leaked = json.dumps(results, default=str)
     assert "$argon2" not in leaked and "password_hash" not in leaked
@@ -231,7 +217,7 @@ def test_state_changes_are_published(start_service, database_flavour, rpc_client
     admin = customers.ensure_admin("ops@example.org", "admin password")
     customers.ensure_admin(ANN["email"], "admin password")
 
-    wait_for(lambda: len(RECEIVED) >= 5)
+    wait_for(lambda: len(RECEIVED) >= 5, timeout=10, interval=0.05, what="five customer events")
     eventlet.sleep(0.3)
     assert sorted(RECEIVED, key=lambda event: (event[0], event[1]["customer_id"])) == [
         ("admin_ensured", {"customer_id": ann["id"], "email": ANN["email"], "promoted": True}),

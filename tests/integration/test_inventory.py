@@ -1,13 +1,11 @@
 import eventlet
 import pytest
 from nameko.exceptions import IncorrectSignature
-from sqlalchemy import create_engine, func, select
 
 from services.common.errors import OutOfStock, ValidationFailed
-from services.inventory.models import Base, Reservation
+from services.inventory.models import Reservation
 from services.inventory.service import InventoryService
-
-OUTBOX = Base.metadata.tables["outbox"]
+from tests.helpers import emitted_events, row_count
 
 
 @pytest.fixture
@@ -19,25 +17,6 @@ def container(start_service, database_flavour):
 @pytest.fixture
 def inventory(container, rpc_client):
     return rpc_client("inventory")
-
-
-def query(container, statement):
-    """Read the service's database directly: what no RPC shows (rows, outbox)."""
-    engine = create_engine(container.config["DB_URIS"]["inventory:Base"])
-    try:
-        with engine.connect() as connection:
-            return connection.execute(statement).all()
-    finally:
-        engine.dispose()
-
-
-def events(container):
-    return [(row.event_type, row.envelope["payload"])
-            for row in query(container, select(OUTBOX).order_by(OUTBOX.c.id))]
-
-
-def reservation_count(container):
-    return query(container, select(func.count()).select_from(Reservation))[0][0]
 
 
 def shortages(error):
@@ -60,13 +39,13 @@ def run_concurrently(rpc_client, calls):
 
 def test_get_and_set_stock(container, inventory):
     assert inventory.get_stock(42) == {"product_id": 42, "available": 0, "reserved": 0}
-    assert events(container) == []  # reading an unknown product writes nothing
+    assert emitted_events(container) == []  # reading an unknown product writes nothing
 
     assert inventory.set_stock(42, 7) == {"product_id": 42, "available": 7, "reserved": 0}
     assert inventory.set_stock(42, 3) == {"product_id": 42, "available": 3, "reserved": 0}
     assert inventory.get_stock(42) == {"product_id": 42, "available": 3, "reserved": 0}
-    assert [payload["available"] for kind, payload in events(container)] == [7, 3]
-    assert {kind for kind, _ in events(container)} == {"stock_adjusted"}
+    assert [payload["available"] for kind, payload in emitted_events(container)] == [7, 3]
+    assert {kind for kind, _ in emitted_events(container)} == {"stock_adjusted"}
 
 
 def test_fifty_concurrent_reserves_never_oversell(container, inventory, rpc_client):
@@ -82,8 +61,8 @@ def test_fifty_concurrent_reserves_never_oversell(container, inventory, rpc_clie
     assert all(result["status"] == "RESERVED" for result in succeeded)
     assert all(shortages(error) == [1] for error in refused)
     assert inventory.get_stock(1) == {"product_id": 1, "available": 0, "reserved": 10}
-    assert reservation_count(container) == 10
-    assert [kind for kind, _ in events(container)].count("stock_reserved") == 10
+    assert row_count(container, Reservation) == 10
+    assert [kind for kind, _ in emitted_events(container)].count("stock_reserved") == 10
 
 
 def test_concurrent_calls_for_one_order_act_once(container, inventory, rpc_client):
@@ -96,7 +75,7 @@ def test_concurrent_calls_for_one_order_act_once(container, inventory, rpc_clien
     releases = run_concurrently(rpc_client, [lambda proxy: proxy.release(9)] * 10)
     assert sorted(result["released"] for result in releases) == [False] * 9 + [True]
     assert inventory.get_stock(1) == {"product_id": 1, "available": 10, "reserved": 0}
-    assert [kind for kind, _ in events(container)].count("stock_released") == 1
+    assert [kind for kind, _ in emitted_events(container)].count("stock_released") == 1
 
 
 def test_reserve_is_all_or_nothing(container, inventory):
@@ -108,7 +87,7 @@ def test_reserve_is_all_or_nothing(container, inventory):
     assert shortages(info.value) == [2, 3]
     assert inventory.get_stock(1) == {"product_id": 1, "available": 5, "reserved": 0}
     assert inventory.get_stock(2) == {"product_id": 2, "available": 1, "reserved": 0}
-    assert reservation_count(container) == 0
+    assert row_count(container, Reservation) == 0
 
     # the order can still be reserved once the stock is there
     inventory.set_stock(2, 3)
@@ -128,7 +107,7 @@ def test_reserve_merges_lines_and_is_idempotent(container, inventory):
     assert inventory.reserve(5, [{"product_id": 1, "quantity": 9}]) == expected
     assert inventory.get_stock(1) == {"product_id": 1, "available": 5, "reserved": 5}
     assert inventory.get_stock(2) == {"product_id": 2, "available": 9, "reserved": 1}
-    reserved = [payload for kind, payload in events(container) if kind == "stock_reserved"]
+    reserved = [payload for kind, payload in emitted_events(container) if kind == "stock_reserved"]
     assert reserved == [{"order_id": 5, "items": expected["items"]}]
 
 
@@ -146,9 +125,9 @@ def test_commit_then_release_restocks_once(container, inventory):
     assert inventory.commit(3) == {"order_id": 3, "committed": False}
     assert inventory.get_stock(1) == {"product_id": 1, "available": 5, "reserved": 0}
 
-    kinds = [kind for kind, _ in events(container)]
+    kinds = [kind for kind, _ in emitted_events(container)]
     assert kinds == ["stock_adjusted", "stock_reserved", "stock_committed", "stock_released"]
-    assert events(container)[-1][1] == {"order_id": 3, "items": [{"product_id": 1, "quantity": 2}]}
+    assert emitted_events(container)[-1][1] == {"order_id": 3, "items": [{"product_id": 1, "quantity": 2}]}
 
 
 def test_release_of_a_hold_and_of_an_unknown_order(container, inventory):
@@ -159,7 +138,7 @@ def test_release_of_a_hold_and_of_an_unknown_order(container, inventory):
     assert inventory.get_stock(1) == {"product_id": 1, "available": 4, "reserved": 0}
     assert inventory.release(404) == {"order_id": 404, "released": False}
     assert inventory.commit(404) == {"order_id": 404, "committed": False}
-    assert [kind for kind, _ in events(container)].count("stock_released") == 1
+    assert [kind for kind, _ in emitted_events(container)].count("stock_released") == 1
 
 
 BAD_CALLS = [
@@ -198,5 +177,5 @@ def test_bad_input_is_refused_and_writes_nothing(container, inventory):
     with pytest.raises(IncorrectSignature):  # an unknown argument
         inventory.reserve(1, [{"product_id": 1, "quantity": 1}], priority="high")
     assert inventory.get_stock(1) == {"product_id": 1, "available": 5, "reserved": 0}
-    assert reservation_count(container) == 0
-    assert [kind for kind, _ in events(container)] == ["stock_adjusted"]
+    assert row_count(container, Reservation) == 0
+    assert [kind for kind, _ in emitted_events(container)] == ["stock_adjusted"]

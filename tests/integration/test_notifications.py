@@ -1,18 +1,17 @@
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kombu import Connection, Producer
+from kombu import Connection
 from nameko.exceptions import IncorrectSignature
 from nameko.testing.services import entrypoint_waiter
 
 from services.common.envelope import make_envelope
 from services.common.errors import ValidationFailed
 from services.common.messaging import dead_letter_topology
-from services.common.outbox import event_exchange
 from services.notifications.service import NotificationsService
+from tests.helpers import publish_event, wait_for
 
 #: (source, event type, payload) for every event that notifies someone
 EVENTS = [
@@ -31,23 +30,6 @@ EVENTS = [
 def envelope(source: str, event_type: str, payload: dict) -> dict[str, Any]:
     return make_envelope(source, event_type, payload, correlation_id="test",
                          aggregate_id=payload.get("order_id"))
-
-
-def publish(rabbit_config: dict, event: dict[str, Any]) -> None:
-    """Publish like the outbox relay does: JSON on ``<source>.events``, keyed by event type."""
-    exchange = event_exchange(event["source"])
-    with Connection(rabbit_config["AMQP_URI"]) as connection:
-        Producer(connection.channel()).publish(
-            event, exchange=exchange, routing_key=event["type"], serializer="json",
-            delivery_mode=2, declare=[exchange], retry=True,
-        )
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 def dead_lettered_ids(rabbit_config: dict, expected: int, timeout: float = 10) -> set[str]:
@@ -79,8 +61,9 @@ def notifications(service, rpc_client):
 def test_every_event_notifies_its_customer(notifications, rabbit_config, caplog):
     caplog.set_level(logging.INFO, logger="services.notifications.service")
     for source, event_type, payload in EVENTS:
-        publish(rabbit_config, envelope(source, event_type, payload))
-    wait_for(lambda: notifications.list_notifications(7)["total"] == len(EVENTS) + 1)
+        publish_event(rabbit_config["AMQP_URI"], envelope(source, event_type, payload))
+    wait_for(lambda: notifications.list_notifications(7)["total"] == len(EVENTS) + 1,
+             timeout=10, interval=0.05, what="a notification for every event")
 
     items = notifications.list_notifications(7, 1, 100)["items"]
     by_type: dict[str, list[dict]] = {}
@@ -106,8 +89,8 @@ def test_every_event_notifies_its_customer(notifications, rabbit_config, caplog)
 def test_newest_first_and_paged(service, notifications, rabbit_config):
     for order_id in (1, 2, 3):
         with entrypoint_waiter(service, "on_order_confirmed"):
-            publish(rabbit_config,
-                    envelope("orders", "order_confirmed", {"customer_id": 7, "order_id": order_id}))
+            publish_event(rabbit_config["AMQP_URI"],
+                          envelope("orders", "order_confirmed", {"customer_id": 7, "order_id": order_id}))
     first = notifications.list_notifications(7, 1, 2)
     assert first["total"] == 3 and first["page"] == 1 and first["per_page"] == 2
     assert [n["subject"] for n in first["items"]] == ["Order #3 confirmed", "Order #2 confirmed"]
@@ -120,7 +103,7 @@ def test_a_redelivered_event_notifies_once(service, notifications, rabbit_config
     event = envelope("orders", "order_shipped", {"customer_id": 7, "order_id": 42, "tracking_number": "TRK1"})
     for _ in range(2):
         with entrypoint_waiter(service, "on_order_shipped"):
-            publish(rabbit_config, event)
+            publish_event(rabbit_config["AMQP_URI"], event)
     assert notifications.list_notifications(7)["total"] == 2  # one email and one sms
 
 
@@ -135,7 +118,7 @@ def test_an_invalid_payload_is_dead_lettered_and_writes_nothing(service, notific
                                                                 payload):
     event = envelope("orders", "order_cancelled", payload)
     with entrypoint_waiter(service, "on_order_cancelled") as result:
-        publish(rabbit_config, event)
+        publish_event(rabbit_config["AMQP_URI"], event)
     with pytest.raises(ValidationFailed):
         result.get()
     assert dead_lettered_ids(rabbit_config, 1) == {event["event_id"]}
@@ -145,7 +128,7 @@ def test_an_invalid_payload_is_dead_lettered_and_writes_nothing(service, notific
 def test_a_welcome_without_customer_is_dead_lettered(service, notifications, rabbit_config):
     event = envelope("customers", "customer_registered", {"email": "ada@example.com"})
     with entrypoint_waiter(service, "on_customer_registered") as result:
-        publish(rabbit_config, event)
+        publish_event(rabbit_config["AMQP_URI"], event)
     with pytest.raises(ValidationFailed):
         result.get()
     assert dead_lettered_ids(rabbit_config, 1) == {event["event_id"]}

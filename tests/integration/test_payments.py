@@ -1,13 +1,11 @@
 import eventlet
 import pytest
 from nameko.exceptions import IncorrectSignature
-from sqlalchemy import create_engine, func, select
 
 from services.common.errors import NotFound, ValidationFailed
-from services.payments.models import Base, Payment
+from services.payments.models import Payment
 from services.payments.service import PaymentsService
-
-OUTBOX = Base.metadata.tables["outbox"]
+from tests.helpers import emitted_events, row_count
 
 
 @pytest.fixture
@@ -21,25 +19,6 @@ def payments(container, rpc_client):
     return rpc_client("payments")
 
 
-def query(container, statement):
-    """Read the service's database directly: what no RPC shows (rows, outbox)."""
-    engine = create_engine(container.config["DB_URIS"]["payments:Base"])
-    try:
-        with engine.connect() as connection:
-            return connection.execute(statement).all()
-    finally:
-        engine.dispose()
-
-
-def events(container):
-    return [(row.event_type, row.envelope["payload"])
-            for row in query(container, select(OUTBOX).order_by(OUTBOX.c.id))]
-
-
-def payment_count(container):
-    return query(container, select(func.count()).select_from(Payment))[0][0]
-
-
 def test_charge_is_idempotent_per_order(container, payments):
     first = payments.charge(1, 5, 2500, "EUR")
     assert first == {"payment_id": first["payment_id"], "order_id": 1, "customer_id": 5, "amount_cents": 2500,
@@ -47,11 +26,11 @@ def test_charge_is_idempotent_per_order(container, payments):
     # a retry, even with other figures, returns the stored payment and charges nothing more
     assert payments.charge(1, 5, 2500, "EUR") == first
     assert payments.charge(1, 5, 9900, "USD") == first
-    assert payment_count(container) == 1
+    assert row_count(container, Payment) == 1
 
     assert payments.get_payment(1) == first
     assert payments.get_payment(1, customer_id=5) == first
-    assert events(container) == [("payment_captured", {
+    assert emitted_events(container) == [("payment_captured", {
         "order_id": 1, "customer_id": 5, "payment_id": first["payment_id"], "amount_cents": 2500,
         "currency": "EUR", "reason": None,
     })]
@@ -74,8 +53,8 @@ def test_concurrent_charges_for_one_order_charge_once(container, payments, rpc_c
 
     assert len({result["payment_id"] for result in results}) == 1
     assert all(result == results[0] for result in results)
-    assert payment_count(container) == 1
-    assert len(events(container)) == 1
+    assert row_count(container, Payment) == 1
+    assert len(emitted_events(container)) == 1
 
 
 def test_amounts_ending_in_13_cents_are_declined_and_the_answer_is_kept(container, payments):
@@ -84,7 +63,7 @@ def test_amounts_ending_in_13_cents_are_declined_and_the_answer_is_kept(containe
     assert payments.charge(3, 4, 1013, "USD") == declined
     assert payments.get_payment(3)["status"] == "DECLINED"
     assert payments.refund(3) == {"order_id": 3, "refunded": False, "status": "DECLINED"}
-    assert events(container) == [("payment_declined", {
+    assert emitted_events(container) == [("payment_declined", {
         "order_id": 3, "customer_id": 4, "payment_id": declined["payment_id"], "amount_cents": 1013,
         "currency": "USD", "reason": "card_declined_test_amount",
     })]
@@ -108,8 +87,8 @@ def test_refund_is_idempotent(container, payments):
     assert payments.get_payment(1)["status"] == "REFUNDED"
     # charging a refunded order again does not take the money a second time
     assert payments.charge(1, 5, 2500, "EUR")["status"] == "REFUNDED"
-    assert [kind for kind, _ in events(container)] == ["payment_captured", "payment_refunded"]
-    assert events(container)[-1][1] == {
+    assert [kind for kind, _ in emitted_events(container)] == ["payment_captured", "payment_refunded"]
+    assert emitted_events(container)[-1][1] == {
         "order_id": 1, "customer_id": 5, "payment_id": charged["payment_id"], "amount_cents": 2500,
         "currency": "EUR", "reason": None,
     }
@@ -145,5 +124,5 @@ def test_bad_input_is_refused_and_writes_nothing(container, payments):
         payments.charge(1, 5, 100, "USD", discount=100)
     with pytest.raises(NotFound):
         payments.get_payment(1)
-    assert payment_count(container) == 0
-    assert events(container) == []
+    assert row_count(container, Payment) == 0
+    assert emitted_events(container) == []

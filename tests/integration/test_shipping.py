@@ -1,6 +1,5 @@
 import re
 import time
-from collections.abc import Callable
 
 import pytest
 from nameko.events import event_handler
@@ -8,6 +7,7 @@ from nameko.exceptions import IncorrectSignature
 
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.shipping.service import ShippingService
+from tests.helpers import wait_for
 
 SHIPPING_EVENTS = ("shipment_scheduled", "shipment_cancelled", "shipment_shipped", "shipment_delivered")
 
@@ -33,13 +33,6 @@ class ShippingEventsRecorder:
     @event_handler("shipping", "shipment_delivered")
     def delivered(self, event: dict) -> None:
         self.received.append(event)
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 def events_for(order_id: int) -> list[tuple[str, dict]]:
@@ -75,7 +68,8 @@ def test_schedule_is_idempotent_and_announced(shipping, events):
     racing = [shipping.schedule_shipment.call_async(12, 7) for _ in range(5)]
     assert len({r.result()["shipment_id"] for r in racing}) == 1
 
-    wait_for(lambda: events_for(10) and events_for(11) and events_for(12))
+    wait_for(lambda: events_for(10) and events_for(11) and events_for(12),
+             timeout=10, interval=0.05, what="the events of orders 10, 11 and 12")
     time.sleep(0.3)  # a duplicate would have arrived by now
     assert len(events_for(12)) == 1
     assert events_for(10) == [("shipment_scheduled", {
@@ -108,7 +102,7 @@ def test_cancel_only_before_shipping(shipping, events):
         shipping.cancel_shipment(20)
     assert shipping.get_shipment(20)["status"] == "SHIPPED"
 
-    wait_for(lambda: len(events_for(10)) == 2)
+    wait_for(lambda: len(events_for(10)) == 2, timeout=10, interval=0.05, what="two events of order 10")
     assert [t for t, _ in events_for(10)] == ["shipment_scheduled", "shipment_cancelled"]
     assert events_for(10)[1][1]["tracking_number"] == scheduled["tracking_number"]
 
@@ -130,7 +124,8 @@ def test_advance_moves_forward_and_announces_every_step(shipping, events):
     assert shipping.advance_shipment(11, "SCHEDULED")["status"] == "SCHEDULED"  # no-op
     assert shipping.advance_shipment(11, "SHIPPED")["status"] == "SHIPPED"
 
-    wait_for(lambda: len(events_for(10)) == 3 and len(events_for(11)) == 2)
+    wait_for(lambda: len(events_for(10)) == 3 and len(events_for(11)) == 2,
+             timeout=10, interval=0.05, what="every event of orders 10 and 11")
     time.sleep(0.3)
     assert [t for t, _ in events_for(10)] == ["shipment_scheduled", "shipment_shipped", "shipment_delivered"]
     assert [t for t, _ in events_for(11)] == ["shipment_scheduled", "shipment_shipped"]
@@ -144,11 +139,12 @@ def test_timer_ships_then_delivers(shipping, events, monkeypatch):
     monkeypatch.setenv("SHIPPING_SHIP_AFTER_SECONDS", "0.2")
     monkeypatch.setenv("SHIPPING_DELIVER_AFTER_SECONDS", "0.5")
 
-    wait_for(lambda: shipping.get_shipment(10)["status"] == "DELIVERED")
+    wait_for(lambda: shipping.get_shipment(10)["status"] == "DELIVERED",
+             timeout=10, interval=0.05, what="the timer to deliver order 10")
     shipment = shipping.get_shipment(10)
     assert shipment["scheduled_at"] < shipment["shipped_at"] < shipment["delivered_at"]
     assert shipping.get_shipment(11)["status"] == "CANCELLED"
-    wait_for(lambda: len(events_for(10)) == 3)
+    wait_for(lambda: len(events_for(10)) == 3, timeout=10, interval=0.05, what="three events of order 10")
     assert [t for t, _ in events_for(10)] == ["shipment_scheduled", "shipment_shipped", "shipment_delivered"]
     assert events_for(10)[2][1] == {"order_id": 10, "customer_id": 7, "shipment_id": shipment["shipment_id"],
                                      "tracking_number": shipment["tracking_number"]}
@@ -158,7 +154,8 @@ def test_timer_works_through_more_than_one_batch(shipping, monkeypatch):
     for order_id in range(1, 106):
         shipping.schedule_shipment(order_id, 7)
     monkeypatch.setenv("SHIPPING_SHIP_AFTER_SECONDS", "0")
-    wait_for(lambda: shipping.get_shipment(105)["status"] == "SHIPPED", timeout=15)
+    wait_for(lambda: shipping.get_shipment(105)["status"] == "SHIPPED",
+             timeout=15, interval=0.05, what="the timer to ship order 105")
     assert {shipping.get_shipment(order_id)["status"] for order_id in range(1, 106)} == {"SHIPPED"}
 
 

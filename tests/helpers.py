@@ -1,0 +1,75 @@
+"""Helpers the integration and end-to-end tests share.
+
+Plain functions, not fixtures: import them where they are needed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kombu import Connection, Producer
+from sqlalchemy import Engine, MetaData, create_engine, func, select
+
+from services.common.outbox import event_exchange
+from services.common.store import messaging_tables
+
+#: the outbox table every service's database has (same definition as the services use)
+OUTBOX, _ = messaging_tables(MetaData())
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.2,
+             what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    Raises AssertionError naming ``what`` once ``timeout`` seconds have passed.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def publish_event(amqp_uri: str, envelope: dict) -> None:
+    """Publish ``envelope`` like the outbox relay does, and wait for the broker's confirm.
+
+    JSON, persistent, on the ``<source>.events`` exchange, keyed by the event type.
+    """
+    exchange = event_exchange(envelope["source"])
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        Producer(connection.channel()).publish(
+            envelope, exchange=exchange, routing_key=envelope["type"], serializer="json",
+            delivery_mode=2, declare=[exchange], retry=True,
+        )
+
+
+@contextmanager
+def service_database(container: Any) -> Iterator[Engine]:
+    """An engine on a running service container's own database, disposed afterwards."""
+    engine = create_engine(container.config["DB_URIS"][f"{container.service_name}:Base"])
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def service_rows(container: Any, statement: Any) -> list[Any]:
+    """Read a service's database directly: what no RPC shows (rows, outbox)."""
+    with service_database(container) as engine, engine.connect() as connection:
+        return connection.execute(statement).all()
+
+
+def row_count(container: Any, table: Any) -> int:
+    """How many rows ``table`` (a model or a Table) has in the service's database."""
+    return service_rows(container, select(func.count()).select_from(table))[0][0]
+
+
+def emitted_events(container: Any) -> list[tuple[str, dict]]:
+    """``(event_type, payload)`` of every event in the service's outbox, oldest first."""
+    return [(row.event_type, row.envelope["payload"])
+            for row in service_rows(container, select(OUTBOX).order_by(OUTBOX.c.id))]
