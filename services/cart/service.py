@@ -21,7 +21,7 @@ from services.cart.domain import (
     remaining_after_checkout,
 )
 from services.cart.models import Base, Cart, CartItem
-from services.cart.schemas import CartItemSchema, CartSchema
+from services.cart.schemas import EVENT_SCHEMAS, CartItemSchema, CartSchema
 from services.common.errors import Conflict, NotFound
 from services.common.rpc import RemoteService, rpc
 from services.common.schemas import load, require_id
@@ -61,7 +61,7 @@ def _lines(cart: Cart | None) -> dict[int, int]:
 class CartService:
     name = "cart"
 
-    store = Store(Base)
+    store = Store(Base, event_schemas=EVENT_SCHEMAS)
     catalog = RemoteService("catalog")
     orders = RemoteService("orders", timeout=10)
 

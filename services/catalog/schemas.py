@@ -39,3 +39,31 @@ class ProductQuerySchema(PageSchema):
 
 class ProductIdsSchema(Schema):
     product_ids = fields.List(Id(), required=True, validate=validate.Length(min=1, max=100))
+
+
+# --- events -----------------------------------------------------------------
+
+
+class ProductEventSchema(ProductSchema):
+    """product_created / product_updated: the product exactly as ``ProductSchema`` dumps it.
+
+    The dump-only fields are redeclared as loadable and every field is
+    required, so the dump validates and a missing or extra key is a bug.
+    """
+
+    id = Id(required=True)
+    description = text(5000, min_length=0, required=True)
+    active = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class ProductDeactivatedEventSchema(Schema):
+    product_id = Id(required=True)
+
+
+EVENT_SCHEMAS: dict[str, Schema] = {
+    "product_created": ProductEventSchema(),
+    "product_updated": ProductEventSchema(),
+    "product_deactivated": ProductDeactivatedEventSchema(),
+}

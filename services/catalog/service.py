@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.catalog.models import Base, Product
 from services.catalog.schemas import (
+    EVENT_SCHEMAS,
     ProductIdsSchema,
     ProductQuerySchema,
     ProductSchema,
@@ -32,7 +33,7 @@ def _get(session: Any, product_id: int) -> Product:
 class CatalogService:
     name = "catalog"
 
-    store = Store(Base)
+    store = Store(Base, event_schemas=EVENT_SCHEMAS)
 
     @rpc
     def create_product(self, product: dict) -> dict:

@@ -10,6 +10,10 @@ from services.common.errors import ValidationFailed
 
 #: ids are 32-bit database integers
 MAX_ID = 2**31 - 1
+#: the most of one product a single order or reservation may hold
+MAX_QUANTITY = 10_000
+#: the largest amount of money any record holds
+MAX_CENTS = 10**12
 
 
 def Id(**kw: Any) -> fields.Integer:
@@ -26,11 +30,11 @@ def Currency(**kw: Any) -> fields.String:
 
 def Cents(**kw: Any) -> fields.Integer:
     """Money: integer cents, never a float."""
-    return fields.Integer(strict=True, validate=validate.Range(min=0, max=10**12), **kw)
+    return fields.Integer(strict=True, validate=validate.Range(min=0, max=MAX_CENTS), **kw)
 
 
 def Quantity(**kw: Any) -> fields.Integer:
-    return fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000), **kw)
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_QUANTITY), **kw)
 
 
 def text(max_length: int, min_length: int = 1, **kw: Any) -> fields.String:

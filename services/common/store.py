@@ -123,6 +123,14 @@ def paginate(session: Session, statement: Select, order_by: Any, params: dict[st
     return {"items": schema.dump(rows, many=True), "page": page, "per_page": per_page, "total": total}
 
 
+class UndeclaredEvent(Exception):
+    """A service emitted an event type missing from its ``EVENT_SCHEMAS``."""
+
+
+class InvalidEventPayload(Exception):
+    """An event payload broke its declared schema."""
+
+
 class UnitOfWork:
     """One transaction: a session, the events to emit, the events consumed."""
 
@@ -137,7 +145,18 @@ class UnitOfWork:
         return self._worker_ctx.data.get("correlation_id")
 
     def emit(self, event_type: str, payload: dict[str, Any], aggregate_id: Any = None) -> dict[str, Any]:
-        """Record an event; it is published only if this transaction commits."""
+        """Record an event; it is published only if this transaction commits.
+
+        The payload must match the schema the service declared for the event
+        type: consumers rely on that contract, so a mismatch is a bug and
+        aborts the transaction.
+        """
+        schema = self._store.event_schemas.get(event_type)
+        if schema is None:
+            raise UndeclaredEvent(f"{self._store.container.service_name} emits undeclared event {event_type}")
+        problems = schema.validate(payload)
+        if problems:
+            raise InvalidEventPayload(f"{event_type} payload does not match its schema: {problems}")
         envelope = make_envelope(
             self._store.container.service_name,
             event_type,
@@ -202,8 +221,10 @@ class StoreWrapper(DatabaseWrapper):
 class Store(Database):
     """nameko-sqlalchemy ``Database`` with a transactional outbox and inbox."""
 
-    def __init__(self, declarative_base: Any, **kwargs: Any):
+    def __init__(self, declarative_base: Any, event_schemas: dict[str, Schema], **kwargs: Any):
         super().__init__(declarative_base, **kwargs)
+        #: event type -> the marshmallow schema its payload must match
+        self.event_schemas = event_schemas
         tables = declarative_base.metadata.tables
         self.outbox = tables[OUTBOX_TABLE]
         self.inbox = tables[INBOX_TABLE]

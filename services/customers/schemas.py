@@ -68,3 +68,33 @@ class AdminSchema(Schema):
     name = Name(required=True)
     email = Email(required=True)
     password = Password(required=True)
+
+
+# --- events -----------------------------------------------------------------
+
+
+class CustomerRegisteredEventSchema(Schema):
+    customer_id = Id(required=True)
+    email = fields.Email(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class CustomerUpdatedEventSchema(Schema):
+    """The customer and the profile fields that changed (name is the only one)."""
+
+    customer_id = Id(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class AdminEnsuredEventSchema(Schema):
+    customer_id = Id(required=True)
+    email = fields.Email(required=True)
+    #: False when the account already was an admin (only its password was reset)
+    promoted = fields.Boolean(required=True)
+
+
+EVENT_SCHEMAS: dict[str, Schema] = {
+    "customer_registered": CustomerRegisteredEventSchema(),
+    "customer_updated": CustomerUpdatedEventSchema(),
+    "admin_ensured": AdminEnsuredEventSchema(),
+}

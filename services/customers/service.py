@@ -20,6 +20,7 @@ from services.common.store import Store
 from services.customers.domain import ROLE_ADMIN, ROLE_CUSTOMER, Passwords, profile_changes
 from services.customers.models import Base, Customer
 from services.customers.schemas import (
+    EVENT_SCHEMAS,
     AdminSchema,
     CredentialsSchema,
     CustomerSchema,
@@ -49,7 +50,7 @@ def _registered(customer: Customer) -> dict[str, Any]:
 class CustomersService:
     name = "customers"
 
-    store = Store(Base)
+    store = Store(Base, event_schemas=EVENT_SCHEMAS)
 
     @rpc
     def register(self, customer: dict) -> dict:

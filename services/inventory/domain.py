@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.items import merge_quantities
+
 RESERVED = "RESERVED"
 COMMITTED = "COMMITTED"
 RELEASED = "RELEASED"
@@ -23,15 +25,13 @@ class StockDelta:
 
 
 def merge_items(items: Iterable[dict[str, Any]]) -> list[dict[str, int]]:
-    """One line per product, quantities summed, sorted by product id.
+    """One line per product, sorted by product id.
 
     The fixed order makes concurrent transactions lock stock rows in the same
     order, so they queue instead of deadlocking.
     """
-    totals: dict[int, int] = {}
-    for item in items:
-        totals[item["product_id"]] = totals.get(item["product_id"], 0) + item["quantity"]
-    return [{"product_id": product_id, "quantity": totals[product_id]} for product_id in sorted(totals)]
+    return [{"product_id": product_id, "quantity": quantity}
+            for product_id, quantity in merge_quantities(items).items()]
 
 
 def release_delta(status: str, quantity: int) -> StockDelta | None:

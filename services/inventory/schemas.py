@@ -23,3 +23,32 @@ class ReserveSchema(Schema):
     items = fields.List(
         fields.Nested(ReservationItemSchema), required=True, validate=validate.Length(min=1, max=100)
     )
+
+
+# --- events -----------------------------------------------------------------
+
+
+class StockAdjustedEventSchema(Schema):
+    product_id = Id(required=True)
+    available = fields.Integer(strict=True, required=True, validate=validate.Range(min=0, max=MAX_STOCK))
+    reserved = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
+
+
+class StockLineSchema(Schema):
+    product_id = Id(required=True)
+    quantity = Quantity(required=True)
+
+
+class StockMovementEventSchema(Schema):
+    """stock_reserved / stock_released / stock_committed: the order's lines that moved."""
+
+    order_id = Id(required=True)
+    items = fields.List(fields.Nested(StockLineSchema), required=True, validate=validate.Length(min=1))
+
+
+EVENT_SCHEMAS: dict[str, Schema] = {
+    "stock_adjusted": StockAdjustedEventSchema(),
+    "stock_reserved": StockMovementEventSchema(),
+    "stock_released": StockMovementEventSchema(),
+    "stock_committed": StockMovementEventSchema(),
+}

@@ -31,7 +31,7 @@ from services.inventory.domain import (
     stock_view,
 )
 from services.inventory.models import Base, Reservation, Stock
-from services.inventory.schemas import ReserveSchema, SetStockSchema
+from services.inventory.schemas import EVENT_SCHEMAS, ReserveSchema, SetStockSchema
 
 #: the dialects whose ``INSERT ... ON CONFLICT`` the upsert uses
 UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
@@ -116,7 +116,7 @@ def _transition(
 class InventoryService:
     name = "inventory"
 
-    store = Store(Base)
+    store = Store(Base, event_schemas=EVENT_SCHEMAS)
 
     @rpc
     def get_stock(self, product_id: int) -> dict:

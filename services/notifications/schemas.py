@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from marshmallow import INCLUDE, Schema, fields
+from marshmallow import INCLUDE, Schema, fields, validate
 
 from services.common.schemas import Id, PageSchema
+from services.notifications.domain import CHANNELS
 
 
 class EventPayloadSchema(Schema):
@@ -34,3 +35,19 @@ class NotificationSchema(Schema):
 
 class NotificationQuerySchema(PageSchema):
     customer_id = Id(required=True)
+
+
+# --- events -----------------------------------------------------------------
+
+
+class NotificationSentEventSchema(Schema):
+    notification_id = Id(required=True)
+    customer_id = Id(required=True)
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    #: the event the notification tells about
+    event_type = fields.String(required=True)
+    #: only when that event concerns an order
+    order_id = Id()
+
+
+EVENT_SCHEMAS: dict[str, Schema] = {"notification_sent": NotificationSentEventSchema()}

@@ -18,6 +18,7 @@ from services.common.store import Store, paginate
 from services.notifications import domain
 from services.notifications.models import Base, Notification
 from services.notifications.schemas import (
+    EVENT_SCHEMAS,
     EventPayloadSchema,
     NotificationQuerySchema,
     NotificationSchema,
@@ -32,7 +33,7 @@ notification_schema = NotificationSchema()
 class NotificationsService:
     name = "notifications"
 
-    store = Store(Base)
+    store = Store(Base, event_schemas=EVENT_SCHEMAS)
 
     @event_handler("customers", "customer_registered")
     def on_customer_registered(self, event: dict) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.errors import ValidationFailed
+from services.common.schemas import MAX_CENTS
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,6 @@ class PricedOrder:
     @property
     def total_cents(self) -> int:
         return sum(line.total_cents for line in self.lines)
-
-
-def merge_items(items: list[dict[str, int]]) -> dict[int, int]:
-    """Quantities per product, with repeated products added up."""
-    merged: dict[int, int] = {}
-    for item in items:
-        merged[item["product_id"]] = merged.get(item["product_id"], 0) + item["quantity"]
-    return merged
 
 
 def price_order(quantities: dict[int, int], products: list[dict[str, Any]]) -> PricedOrder:
@@ -67,6 +60,9 @@ def price_order(quantities: dict[int, int], products: list[dict[str, Any]]) -> P
         )
         for product_id, quantity in sorted(quantities.items())
     )
+    if sum(line.total_cents for line in lines) > MAX_CENTS:
+        raise ValidationFailed("order total too large",
+                               {"fields": {"items": [f"the total may not exceed {MAX_CENTS} cents"]}})
     currencies = {line.currency for line in lines}
     if len(currencies) != 1:
         raise ValidationFailed(

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
 
-from services.common.schemas import Id, PageSchema, Quantity, text
-from services.orders.saga import Status
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from services.common.schemas import Cents, Currency, Id, PageSchema, Quantity, text
+from services.orders.saga import STATUS_EVENTS, Status
 
 
 class ItemSchema(Schema):
@@ -58,3 +60,60 @@ class OrderSchema(Schema):
     def _cancellation_requested(self, order: object) -> bool:
         return bool(getattr(order, "compensating", False)) and getattr(order, "compensation_target", None) \
             == Status.CANCELLED.value
+
+
+# --- events -----------------------------------------------------------------
+
+
+class OrderCreatedItemSchema(Schema):
+    product_id = Id(required=True)
+    sku = fields.String(required=True)
+    quantity = Quantity(required=True)
+    unit_price_cents = Cents(required=True)
+
+
+class OrderEventSchema(Schema):
+    """What every order status event carries (see ``runner.order_event``)."""
+
+    order_id = Id(required=True)
+    customer_id = Id(required=True)
+    status = fields.String(required=True, validate=validate.OneOf([s.value for s in Status]))
+    total_cents = Cents(required=True)
+    currency = Currency(required=True)
+    reason = fields.String(required=True, allow_none=True)
+    #: only once shipping has given the order one
+    tracking_number = fields.String()
+
+    def __init__(self, status: Status, **kwargs: Any):
+        super().__init__(**kwargs)
+        #: each event type announces exactly one status
+        self.status = status
+
+    @validates_schema
+    def _announces_its_status(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["status"] != self.status.value:
+            raise ValidationError(f"must be {self.status.value}", "status")
+
+
+class OrderCreatedEventSchema(OrderEventSchema):
+    """order_created also carries the priced lines; the order has no tracking number yet."""
+
+    class Meta:
+        exclude = ("tracking_number",)
+
+    items = fields.List(fields.Nested(OrderCreatedItemSchema), required=True, validate=validate.Length(min=1))
+
+
+class OrderCancellationRequestedEventSchema(Schema):
+    order_id = Id(required=True)
+    customer_id = Id(required=True)
+    reason = text(500, required=True)
+
+
+EVENT_SCHEMAS: dict[str, Schema] = {
+    **{
+        event_type: (OrderCreatedEventSchema if status is Status.PENDING else OrderEventSchema)(status)
+        for status, event_type in STATUS_EVENTS.items()
+    },
+    "order_cancellation_requested": OrderCancellationRequestedEventSchema(),
+}

@@ -11,6 +11,7 @@ from nameko.timer import timer
 from sqlalchemy import select
 
 from services.common.errors import Conflict, NotFound
+from services.common.items import merge_quantities
 from services.common.messaging import event_handler
 from services.common.rpc import UNREACHABLE, Correlation, RemoteService, rpc
 from services.common.schemas import load, require_id
@@ -26,7 +27,13 @@ from services.orders.runner import (
     load_for_update,
     record_status,
 )
-from services.orders.schemas import CancelSchema, CreateOrderSchema, OrderQuerySchema, OrderSchema
+from services.orders.schemas import (
+    EVENT_SCHEMAS,
+    CancelSchema,
+    CreateOrderSchema,
+    OrderQuerySchema,
+    OrderSchema,
+)
 
 log = logging.getLogger(__name__)
 order_schema = OrderSchema()
@@ -37,7 +44,7 @@ KICK_GRACE = timedelta(seconds=10)
 class OrdersService:
     name = "orders"
 
-    store = Store(Base)
+    store = Store(Base, event_schemas=EVENT_SCHEMAS)
     catalog = RemoteService("catalog")
     inventory = RemoteService("inventory")
     payments = RemoteService("payments")
@@ -52,7 +59,7 @@ class OrdersService:
     @rpc
     def create_order(self, customer_id: int, items: list) -> dict:
         data = load(CreateOrderSchema(), {"customer_id": customer_id, "items": items})
-        quantities = pricing.merge_items(data["items"])
+        quantities = merge_quantities(data["items"])
         products = self.catalog.call("get_products", list(quantities))
         priced = pricing.price_order(quantities, products)
         with self.store.transaction() as tx:

@@ -22,3 +22,30 @@ class PaymentSchema(Schema):
     currency = fields.String(dump_only=True)
     status = fields.String(dump_only=True)
     decline_reason = fields.String(dump_only=True, allow_none=True)
+
+
+# --- events -----------------------------------------------------------------
+
+
+class PaymentEventSchema(Schema):
+    """payment_captured / payment_refunded: the payment; ``reason`` is its decline reason, None."""
+
+    order_id = Id(required=True)
+    customer_id = Id(required=True)
+    payment_id = Id(required=True)
+    amount_cents = Cents(required=True)
+    currency = Currency(required=True)
+    reason = fields.String(required=True, allow_none=True)
+
+
+class PaymentDeclinedEventSchema(PaymentEventSchema):
+    """A decline always says why."""
+
+    reason = fields.String(required=True)
+
+
+EVENT_SCHEMAS: dict[str, Schema] = {
+    "payment_captured": PaymentEventSchema(),
+    "payment_declined": PaymentDeclinedEventSchema(),
+    "payment_refunded": PaymentEventSchema(),
+}

@@ -29,7 +29,7 @@ from services.payments.domain import (
     refundable,
 )
 from services.payments.models import Base, Payment
-from services.payments.schemas import ChargeSchema, PaymentSchema
+from services.payments.schemas import EVENT_SCHEMAS, ChargeSchema, PaymentSchema
 
 payment_schema = PaymentSchema()
 
@@ -53,7 +53,7 @@ def _event_payload(payment: dict[str, Any]) -> dict[str, Any]:
 class PaymentsService:
     name = "payments"
 
-    store = Store(Base)
+    store = Store(Base, event_schemas=EVENT_SCHEMAS)
 
     @rpc
     def charge(self, order_id: int, customer_id: int, amount_cents: int, currency: str) -> dict:

@@ -17,7 +17,7 @@ from services.common.schemas import load, require_id
 from services.common.store import Store, UnitOfWork, utcnow
 from services.shipping import domain
 from services.shipping.models import Base, Shipment
-from services.shipping.schemas import AdvanceSchema, ShipmentSchema
+from services.shipping.schemas import EVENT_SCHEMAS, AdvanceSchema, ShipmentSchema
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def _move(tx: UnitOfWork, shipment: Shipment, status: str, now: datetime) -> Non
 class ShippingService:
     name = "shipping"
 
-    store = Store(Base)
+    store = Store(Base, event_schemas=EVENT_SCHEMAS)
 
     @rpc
     def schedule_shipment(self, order_id: int, customer_id: int) -> dict:

@@ -1,7 +1,8 @@
 import pytest
 
 from services.common.errors import ValidationFailed
-from services.orders.pricing import merge_items, price_order
+from services.common.items import merge_quantities
+from services.orders.pricing import price_order
 
 
 def product(id, price, currency="USD", active=True):
@@ -16,7 +17,7 @@ def test_totals_are_integer_cents_from_the_snapshot_prices():
 
 
 def test_repeated_products_are_merged():
-    assert merge_items([{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 2}]) == {1: 3}
+    assert merge_quantities([{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 2}]) == {1: 3}
 
 
 def test_unknown_and_inactive_products_are_listed():
@@ -29,3 +30,10 @@ def test_unknown_and_inactive_products_are_listed():
 def test_one_currency_per_order():
     with pytest.raises(ValidationFailed):
         price_order({1: 1, 2: 1}, [product(1, 100, "USD"), product(2, 100, "EUR")])
+
+
+def test_merged_quantities_and_totals_stay_within_what_participants_accept():
+    with pytest.raises(ValidationFailed):
+        merge_quantities([{"product_id": 1, "quantity": 6000}, {"product_id": 1, "quantity": 6000}])
+    with pytest.raises(ValidationFailed):
+        price_order({1: 10_000}, [product(1, 10**9)])
