@@ -100,7 +100,7 @@ class OutboxRelay:
                 routing_key=row.event_type,
                 serializer="json",
                 delivery_mode=2,
-                headers={"nameko.correlation_id": envelope.get("correlation_id")},
+                headers=self._headers(envelope),
                 retry=False,
             )
         with self.session_factory() as session:
@@ -110,6 +110,12 @@ class OutboxRelay:
                 .values(published_at=datetime.now(UTC))
             )
         return len(rows) == BATCH_SIZE
+
+    @staticmethod
+    def _headers(envelope: dict[str, Any]) -> dict[str, str]:
+        """nameko reads context data (the correlation id) from these headers."""
+        correlation_id = envelope.get("correlation_id")
+        return {"nameko.correlation_id": correlation_id} if correlation_id else {}
 
     def _producer(self) -> Producer:
         if self._connection is None:
