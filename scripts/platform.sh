@@ -12,6 +12,7 @@
 #                demo stack can share one broker
 #   <SERVICE>_DATABASE_URL  PostgreSQL instead of the embedded SQLite files
 #   ADMIN_EMAIL / ADMIN_PASSWORD  the first admin (password generated if unset)
+#   GATEWAY_PORT (8080), REDIS_URL, JWT_SECRET (generated into STACK_DIR/secrets if unset)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -27,11 +28,26 @@ log() { echo "[platform] $*" >&2; }
 
 configure() {
     export AMQP_URI="${AMQP_URI:-pyamqp://guest:guest@localhost:5672/${STACK_VHOST:-}}"
+    export GATEWAY_PORT="${GATEWAY_PORT:-8080}"
+    export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+    # breaker state, rate-limit counters and idempotency keys of one stack stay its own
+    export REDIS_NAMESPACE="${REDIS_NAMESPACE:-${STACK_VHOST:-gateway}}"
+    export JWT_SECRET="${JWT_SECRET:-$(local_secret jwt_secret)}"
     local svc var
     for svc in $("$PY" -c 'from services.common.config import SERVICES; print(*SERVICES)'); do
         var="${svc^^}_DATABASE_URL"
         export "$var=${!var:-sqlite:///$STACK_DIR/data/$svc.db}"
     done
+}
+
+# A random secret kept under STACK_DIR/secrets: never a default anyone else has.
+local_secret() {
+    local file="$STACK_DIR/secrets/$1"
+    if [ ! -s "$file" ]; then
+        mkdir -p "$STACK_DIR/secrets"
+        (umask 077 && "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' > "$file")
+    fi
+    cat "$file"
 }
 
 supervisor_running() {
@@ -42,7 +58,7 @@ up() {
     local detach="${1:-}"
     bash "$ROOT/scripts/bootstrap.sh"
     configure
-    bash "$ROOT/scripts/infra.sh" start rabbitmq
+    bash "$ROOT/scripts/infra.sh" start rabbitmq redis
     if [ -n "${STACK_VHOST:-}" ]; then
         rabbitmqctl -q add_vhost "$STACK_VHOST" 2>/dev/null || true
         rabbitmqctl -q set_permissions -p "$STACK_VHOST" guest '.*' '.*' '.*' >/dev/null
@@ -63,6 +79,7 @@ up() {
     "$PY" "$ROOT/scripts/wait_ready.py"
     ensure_admin
     "$PY" "$ROOT/scripts/seed_demo.py"
+    wait_gateway
     summary
     if [ "$detach" != "--detach" ]; then
         trap 'echo; down --all; exit 0' INT TERM
@@ -84,10 +101,21 @@ ensure_admin() {
     "$PY" -m services.customers.bootstrap_admin >/dev/null
 }
 
+wait_gateway() {
+    local i
+    for i in $(seq 1 60); do
+        curl -fsS "http://localhost:$GATEWAY_PORT/ready" >/dev/null 2>&1 && return 0
+        sleep 0.5
+    done
+    log "the gateway did not become ready on port $GATEWAY_PORT; see $STACK_DIR/log/gateway.log"
+    return 1
+}
+
 summary() {
     cat <<MSG
 
   The platform is up.
+    Gateway         http://localhost:$GATEWAY_PORT   (API docs: http://localhost:$GATEWAY_PORT/docs)
     RabbitMQ        amqp://guest:guest@localhost:5672/${STACK_VHOST:-}   management: http://localhost:15672 (guest/guest)
     Services        $("$VENV/bin/supervisorctl" -c "$CONF" status | awk '{print $1 "=" $2}' | sed 's/services://' | tr '\n' ' ')
     Data            $STACK_DIR/data (SQLite per service unless <SERVICE>_DATABASE_URL is set)

@@ -9,7 +9,7 @@ cd "$ROOT"
 export PYTHONPATH="$ROOT"
 
 bash scripts/bootstrap.sh
-bash scripts/infra.sh start rabbitmq postgres
+bash scripts/infra.sh start rabbitmq postgres redis
 
 echo "[test] ruff"
 .venv/bin/ruff check .
@@ -18,11 +18,20 @@ export STACK_DIR="$ROOT/var/e2e" STACK_VHOST=e2e
 # fast timers so a saga reaches SHIPPED and DELIVERED within seconds
 export SHIPPING_SHIP_AFTER_SECONDS=1 SHIPPING_DELIVER_AFTER_SECONDS=2 SHIPPING_TICK_SECONDS=0.2
 export PAYMENT_LATENCY_MS=400 EVENT_RETRY_BASE_SECONDS=0.1 ADMIN_PASSWORD="e2e-$(date +%s%N)"
+# the gateway on its own port and Redis database, so a running `make run` is left alone;
+# limits small enough for resilience_test.py to reach them in seconds
+export GATEWAY_PORT=18080 GATEWAY_URL=http://localhost:18080 REDIS_URL=redis://127.0.0.1:6379/1 REDIS_NAMESPACE=e2e
+export RATE_LIMIT_API="300 per 5 seconds" RATE_LIMIT_AUTH="30 per 5 seconds"
+export BREAKER_FAIL_MAX=5 BREAKER_RESET_TIMEOUT=5 RPC_TIMEOUT=5
 bash scripts/platform.sh down >/dev/null 2>&1 || true
 rm -rf "$STACK_DIR"
 rabbitmqctl -q delete_vhost e2e >/dev/null 2>&1 || true
+redis-cli -n 1 flushdb >/dev/null
 trap 'bash scripts/platform.sh down >/dev/null 2>&1 || true' EXIT
 bash scripts/platform.sh up --detach
 
 echo "[test] pytest"
 .venv/bin/python -m pytest -p no:cacheprovider -q "$@"
+
+echo "[test] resilience_test.py"
+.venv/bin/python resilience_test.py --base-url "$GATEWAY_URL"

@@ -1,0 +1,40 @@
+"""X-Request-ID: accepted from the client (if sane) or generated, echoed on the response.
+
+The id is the correlation id of everything the request causes: the RPC layer
+puts it into nameko's context data (``correlation_id``), the services log it
+and stamp it on every event, and the gateway's own log lines carry it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from flask import Flask, Response, g, has_request_context, request
+
+HEADER = "X-Request-ID"
+VALID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}$")
+
+
+def _assign() -> None:
+    sent = request.headers.get(HEADER, "")
+    g.request_id = sent if VALID.match(sent) else uuid.uuid4().hex
+
+
+def _echo(response: Response) -> Response:
+    response.headers[HEADER] = getattr(g, "request_id", "") or uuid.uuid4().hex
+    return response
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every log record (``-`` outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = getattr(g, "request_id", "-") if has_request_context() else "-"
+        return True
+
+
+def init_correlation(app: Flask) -> None:
+    app.before_request(_assign)
+    app.after_request(_echo)

@@ -1,0 +1,55 @@
+"""gunicorn settings for the gateway: ``gunicorn -c gateway/gunicorn_conf.py``.
+
+Worker model: gthread (threads in a few processes, no monkey patching); see
+docs/gateway.md for why. Each worker process owns one RPC pool with one proxy
+per thread, so a request never waits for a proxy.
+
+Environment: GATEWAY_HOST (0.0.0.0), GATEWAY_PORT (8080), GATEWAY_WORKERS (2),
+GATEWAY_THREADS (16), GATEWAY_TIMEOUT (30 s per request).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from typing import Any
+
+# nameko imports eventlet, which warns that it is deprecated; the gateway does not run on it
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+bind = f"{os.environ.get('GATEWAY_HOST', '0.0.0.0')}:{os.environ.get('GATEWAY_PORT', '8080')}"
+wsgi_app = "gateway:create_app()"
+worker_class = "gthread"
+workers = int(os.environ.get("GATEWAY_WORKERS", "2"))
+threads = int(os.environ.get("GATEWAY_THREADS", "16"))
+timeout = int(os.environ.get("GATEWAY_TIMEOUT", "30"))
+graceful_timeout = 10
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+# supervisord manages the process; no gunicornc socket (its default path would be shared by every stack)
+control_socket_disable = True
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
+
+# one RPC proxy per request thread
+os.environ.setdefault("RPC_POOL_SIZE", str(threads))
+
+# several workers: /metrics aggregates all of them through prometheus_client's multiprocess mode
+_metrics_dir: str | None = None
+if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
