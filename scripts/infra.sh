@@ -14,7 +14,8 @@
 #             (node name pinned to rabbit@localhost in /etc/rabbitmq/rabbitmq-env.conf,
 #             so a plain `rabbitmqctl` works too)
 #   postgres  127.0.0.1:5432, role "ecommerce" (CREATEDB), password in
-#             var/secrets/postgres_password (generated on first start)
+#             ~/.config/ecommerce-platform/postgres_password (generated on first start;
+#             machine-wide like the role itself, so every checkout on the machine agrees)
 #   redis     127.0.0.1:6379, dir var/redis (log, pid), no snapshots
 #
 # Exit codes: 0 ok, 1 failure, 2 usage error, 3 missing prerequisite
@@ -27,7 +28,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TIMEOUT="${INFRA_TIMEOUT:-60}"
 PG_PORT=5432
 PG_ROLE=ecommerce
-PG_SECRET="$ROOT/var/secrets/postgres_password"
+PG_SECRET="${PG_SECRET_FILE:-${XDG_CONFIG_HOME:-$HOME/.config}/ecommerce-platform/postgres_password}"
 REDIS_PORT=6379
 REDIS_DIR="$ROOT/var/redis"
 RABBIT_ENV_CONF=/etc/rabbitmq/rabbitmq-env.conf
