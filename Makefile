@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run stop status test lint migrate dlq
+.PHONY: help run stop status test lint dlq logs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,3 +21,6 @@ lint:  ## ruff over the tree
 
 dlq:  ## list parked (dead-lettered) messages
 	@.venv/bin/python -m services.common.dlq list
+
+logs:  ## search the logs by correlation id or order id: make logs ID=...
+	@.venv/bin/python -m services.common.logsearch $(ID)

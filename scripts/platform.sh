@@ -32,6 +32,9 @@ configure() {
     export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
     # breaker state, rate-limit counters and idempotency keys of one stack stay its own
     export REDIS_NAMESPACE="${REDIS_NAMESPACE:-${STACK_VHOST:-gateway}}"
+    # logs go as JSON lines to the local shipper (Logstash in compose); metrics per service
+    export LOGSTASH_HOST="${LOGSTASH_HOST:-127.0.0.1}" LOGSTASH_PORT="${LOGSTASH_PORT:-5000}"
+    export METRICS_PORT_BASE="${METRICS_PORT_BASE:-9100}" PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
     export JWT_SECRET="${JWT_SECRET:-$(local_secret jwt_secret)}"
     local svc var
     for svc in $("$PY" -c 'from services.common.config import SERVICES; print(*SERVICES)'); do
@@ -63,6 +66,8 @@ up() {
         rabbitmqctl -q add_vhost "$STACK_VHOST" 2>/dev/null || true
         rabbitmqctl -q set_permissions -p "$STACK_VHOST" guest '.*' '.*' '.*' >/dev/null
     fi
+    # the log shipper must listen before the services start logging
+    bash "$ROOT/scripts/observability.sh" start search shipper
     if env | grep -q '_DATABASE_URL=postgresql'; then
         bash "$ROOT/scripts/infra.sh" start postgres
     fi
@@ -80,6 +85,7 @@ up() {
     ensure_admin
     "$PY" "$ROOT/scripts/seed_demo.py"
     wait_gateway
+    bash "$ROOT/scripts/observability.sh" start prometheus
     summary
     if [ "$detach" != "--detach" ]; then
         trap 'echo; down --all; exit 0' INT TERM
@@ -121,6 +127,8 @@ summary() {
     Data            $STACK_DIR/data (SQLite per service unless <SERVICE>_DATABASE_URL is set)
     Logs            $STACK_DIR/log/<service>.log
     Admin           $ADMIN_EMAIL (password: ADMIN_PASSWORD, or generated into $STACK_DIR/secrets/admin_password)
+    Log search      make logs ID=<X-Request-ID or order id>   (OpenSearch http://127.0.0.1:9200)
+    Prometheus      http://127.0.0.1:$PROMETHEUS_PORT   (service /metrics on ports $((METRICS_PORT_BASE+1))-$((METRICS_PORT_BASE+8)))
     Dead letters    .venv/bin/python -m services.common.dlq list
     Python shell    AMQP_URI=$AMQP_URI .venv/bin/nameko shell --config config.yml
                     >>> n.rpc.orders.create_order(customer_id=1, items=[{"product_id": 1, "quantity": 1}])
@@ -139,7 +147,9 @@ down() {
             sleep 0.5
         done
     fi
+    bash "$ROOT/scripts/observability.sh" stop prometheus
     if [ "${1:-}" = "--all" ]; then
+        bash "$ROOT/scripts/observability.sh" stop
         bash "$ROOT/scripts/infra.sh" stop rabbitmq postgres redis
     fi
 }
@@ -147,6 +157,7 @@ down() {
 status() {
     configure
     bash "$ROOT/scripts/infra.sh" status
+    bash "$ROOT/scripts/observability.sh" status
     if supervisor_running; then
         "$VENV/bin/supervisorctl" -c "$CONF" status
     else

@@ -26,6 +26,7 @@ from services.common.errors import Conflict, NotFound
 from services.common.rpc import RemoteService, rpc
 from services.common.schemas import load, require_id
 from services.common.store import Store, utcnow
+from services.common.telemetry import Telemetry
 
 cart_schema = CartSchema()
 
@@ -62,6 +63,7 @@ class CartService:
     name = "cart"
 
     store = Store(Base, event_schemas=EVENT_SCHEMAS)
+    telemetry = Telemetry()
     catalog = RemoteService("catalog")
     orders = RemoteService("orders", timeout=10)
 

@@ -19,6 +19,7 @@ from services.common.errors import Conflict, NotFound
 from services.common.rpc import rpc
 from services.common.schemas import load, require_id
 from services.common.store import Store, paginate
+from services.common.telemetry import Telemetry
 
 product_schema = ProductSchema()
 
@@ -34,6 +35,7 @@ class CatalogService:
     name = "catalog"
 
     store = Store(Base, event_schemas=EVENT_SCHEMAS)
+    telemetry = Telemetry()
 
     @rpc
     def create_product(self, product: dict) -> dict:

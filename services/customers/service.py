@@ -17,6 +17,7 @@ from services.common.errors import Conflict, NotFound, Unauthorized
 from services.common.rpc import rpc
 from services.common.schemas import load, require_id
 from services.common.store import Store
+from services.common.telemetry import Telemetry
 from services.customers.domain import ROLE_ADMIN, ROLE_CUSTOMER, Passwords, profile_changes
 from services.customers.models import Base, Customer
 from services.customers.schemas import (
@@ -51,6 +52,7 @@ class CustomersService:
     name = "customers"
 
     store = Store(Base, event_schemas=EVENT_SCHEMAS)
+    telemetry = Telemetry()
 
     @rpc
     def register(self, customer: dict) -> dict:

@@ -19,6 +19,7 @@ from services.common.errors import OutOfStock
 from services.common.rpc import rpc
 from services.common.schemas import load, require_id
 from services.common.store import Store, utcnow
+from services.common.telemetry import Telemetry
 from services.inventory.domain import (
     COMMITTED,
     RELEASED,
@@ -117,6 +118,7 @@ class InventoryService:
     name = "inventory"
 
     store = Store(Base, event_schemas=EVENT_SCHEMAS)
+    telemetry = Telemetry()
 
     @rpc
     def get_stock(self, product_id: int) -> dict:

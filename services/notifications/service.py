@@ -15,6 +15,7 @@ from services.common.messaging import event_handler
 from services.common.rpc import rpc
 from services.common.schemas import load
 from services.common.store import Store, paginate
+from services.common.telemetry import Telemetry
 from services.notifications import domain
 from services.notifications.models import Base, Notification
 from services.notifications.schemas import (
@@ -34,6 +35,7 @@ class NotificationsService:
     name = "notifications"
 
     store = Store(Base, event_schemas=EVENT_SCHEMAS)
+    telemetry = Telemetry()
 
     @event_handler("customers", "customer_registered")
     def on_customer_registered(self, event: dict) -> None:

@@ -16,7 +16,9 @@ from services.common.messaging import event_handler
 from services.common.rpc import UNREACHABLE, Correlation, RemoteService, rpc
 from services.common.schemas import load, require_id
 from services.common.store import Store, paginate, utcnow
+from services.common.telemetry import Telemetry
 from services.orders import pricing, saga
+from services.orders.metrics import collect as collect_metrics
 from services.orders.models import Base, Order, OrderItem
 from services.orders.runner import (
     FIRST_CHECK,
@@ -45,6 +47,7 @@ class OrdersService:
     name = "orders"
 
     store = Store(Base, event_schemas=EVENT_SCHEMAS)
+    telemetry = Telemetry(collect=collect_metrics, result_id="order_id")
     catalog = RemoteService("catalog")
     inventory = RemoteService("inventory")
     payments = RemoteService("payments")

@@ -20,6 +20,7 @@ from services.common.errors import NotFound
 from services.common.rpc import rpc
 from services.common.schemas import load, require_id
 from services.common.store import Store
+from services.common.telemetry import Telemetry
 from services.payments.domain import (
     EVENT_TYPES,
     REFUNDED,
@@ -28,6 +29,7 @@ from services.payments.domain import (
     latency_seconds,
     refundable,
 )
+from services.payments.metrics import collect as collect_metrics
 from services.payments.models import Base, Payment
 from services.payments.schemas import EVENT_SCHEMAS, ChargeSchema, PaymentSchema
 
@@ -54,6 +56,7 @@ class PaymentsService:
     name = "payments"
 
     store = Store(Base, event_schemas=EVENT_SCHEMAS)
+    telemetry = Telemetry(collect=collect_metrics)
 
     @rpc
     def charge(self, order_id: int, customer_id: int, amount_cents: int, currency: str) -> dict:

@@ -15,7 +15,9 @@ from services.common.errors import NotFound
 from services.common.rpc import rpc
 from services.common.schemas import load, require_id
 from services.common.store import Store, UnitOfWork, utcnow
+from services.common.telemetry import Telemetry
 from services.shipping import domain
+from services.shipping.metrics import collect as collect_metrics
 from services.shipping.models import Base, Shipment
 from services.shipping.schemas import EVENT_SCHEMAS, AdvanceSchema, ShipmentSchema
 
@@ -62,6 +64,7 @@ class ShippingService:
     name = "shipping"
 
     store = Store(Base, event_schemas=EVENT_SCHEMAS)
+    telemetry = Telemetry(collect=collect_metrics)
 
     @rpc
     def schedule_shipment(self, order_id: int, customer_id: int) -> dict:
