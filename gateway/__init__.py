@@ -14,6 +14,7 @@ from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from gateway.access_log import init_access_log
 from gateway.blueprints import ALL_BLUEPRINTS, API_BLUEPRINTS, AUTH_BLUEPRINTS
 from gateway.breakers import Breakers
 from gateway.config import Settings
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, transport: Transport | None 
                                          health_check_interval=30)
 
     init_correlation(app)
+    init_access_log(app)
     app.before_request(_ids_in_range)
     app.after_request(_security_headers)
     register_error_handlers(app)

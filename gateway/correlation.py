@@ -2,16 +2,16 @@
 
 The id is the correlation id of everything the request causes: the RPC layer
 puts it into nameko's context data (``correlation_id``), the services log it
-and stamp it on every event, and the gateway's own log lines carry it.
+and stamp it on every event, and gateway/access_log.py binds it to the
+gateway's own log lines.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, g, request
 
 HEADER = "X-Request-ID"
 VALID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}$")
@@ -25,14 +25,6 @@ def _assign() -> None:
 def _echo(response: Response) -> Response:
     response.headers[HEADER] = getattr(g, "request_id", "") or uuid.uuid4().hex
     return response
-
-
-class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` to every log record (``-`` outside a request)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = getattr(g, "request_id", "-") if has_request_context() else "-"
-        return True
 
 
 def init_correlation(app: Flask) -> None:

@@ -179,8 +179,9 @@ def from_service_error(exc: BaseException, retry_seconds: float) -> ApiError:
 
 def _internal(exc: BaseException) -> ApiError:
     reference = uuid.uuid4().hex[:12]
-    log.error("unexpected error answering %s %s (reference %s, request %s)", request.method, request.path,
-              reference, getattr(g, "request_id", None), exc_info=exc)
+    # the record carries the request's correlation id from the log context (gateway/access_log.py)
+    log.error("unexpected error answering %s %s (reference %s)", request.method, request.path, reference,
+              exc_info=exc)
     return ApiError("internal", f"An unexpected error occurred (reference {reference}).",
                     extra={"reference": reference})
 

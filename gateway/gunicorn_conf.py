@@ -5,7 +5,8 @@ docs/gateway.md for why. Each worker process owns one RPC pool with one proxy
 per thread, so a request never waits for a proxy.
 
 Environment: GATEWAY_HOST (0.0.0.0), GATEWAY_PORT (8080), GATEWAY_WORKERS (2),
-GATEWAY_THREADS (16), GATEWAY_TIMEOUT (30 s per request).
+GATEWAY_THREADS (16), GATEWAY_TIMEOUT (30 s per request); for the logs (services.common.logs)
+LOG_LEVEL (INFO), LOGSTASH_HOST and LOGSTASH_PORT (unset: console only).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import shutil
 import tempfile
 import warnings
 from typing import Any
+
+from services.common.logs import setup_logging
 
 # nameko imports eventlet, which warns that it is deprecated; the gateway does not run on it
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
@@ -27,11 +30,10 @@ threads = int(os.environ.get("GATEWAY_THREADS", "16"))
 timeout = int(os.environ.get("GATEWAY_TIMEOUT", "30"))
 graceful_timeout = 10
 keepalive = 5
-accesslog = "-"
+# no gunicorn access log: the app logs one line per request with its context (gateway/access_log.py)
 errorlog = "-"
 # supervisord manages the process; no gunicornc socket (its default path would be shared by every stack)
 control_socket_disable = True
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
 
 # one RPC proxy per request thread
 os.environ.setdefault("RPC_POOL_SIZE", str(threads))
@@ -41,6 +43,11 @@ _metrics_dir: str | None = None
 if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    # in the worker, not the master: each worker opens its own connection to the log shipper
+    setup_logging("gateway")
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -3,7 +3,7 @@ logs in the local search engine (OpenSearch, fed by the rsyslog shipper), Promet
 the stack, the Kibana saved searches executed as their equivalent queries.
 
 The stack must run with LOGSTASH_HOST set and its Prometheus started (scripts/test.sh does
-both); SEARCH_URL and PROMETHEUS_PORT say where the servers are.
+both); SEARCH_URL, PROMETHEUS_PORT and GATEWAY_URL (else GATEWAY_PORT) say where the servers are.
 """
 
 from __future__ import annotations
@@ -29,9 +29,11 @@ from tests.helpers import publish_event, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 SEARCH_URL = os.environ.get("SEARCH_URL", "http://127.0.0.1:9200")
 PROMETHEUS_URL = f"http://127.0.0.1:{os.environ.get('PROMETHEUS_PORT', '9090')}"
-GATEWAY_URL = f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8080')}"
-#: every service a placed order passes through until it is shipped
-SAGA_PATH = {"orders", "catalog", "inventory", "payments", "shipping", "notifications"}
+GATEWAY_URL = os.environ.get("GATEWAY_URL", f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8080')}"
+                             ).rstrip("/")
+#: everything an order placed through the gateway passes through until it is shipped
+SAGA_PATH = {"gateway", "orders", "catalog", "inventory", "payments", "shipping", "notifications"}
+PASSWORD = "correct-horse-9"
 
 
 def search(query: dict[str, Any], sort: list[Any] | None = None) -> list[dict[str, Any]]:
@@ -50,15 +52,35 @@ def place_order(correlation_id: str, product: dict, quantity: int = 1) -> dict:
                                        items=[{"product_id": product["id"], "quantity": quantity}])
 
 
+def gateway(method: str, path: str, **kwargs: Any) -> requests.Response:
+    """One call to the gateway; waits out a 429 (the end-to-end modules share the stack's limits)."""
+    for _ in range(10):
+        response = requests.request(method, GATEWAY_URL + path, timeout=30, **kwargs)
+        if response.status_code != 429:
+            break
+        time.sleep(int(response.headers.get("Retry-After", "1")))
+    return response
+
+
 @pytest.fixture(scope="module")
 def traced_order(rpc: Any) -> dict[str, Any]:
-    """One order placed with a known correlation id, and when its create_order returned."""
+    """One order placed through the gateway with a known X-Request-ID, and when the 202 came back."""
     product = rpc.catalog.create_product({"sku": f"OBS-{time.time_ns()}", "name": "Traced", "category": "e2e",
                                           "price_cents": 700, "currency": "EUR"})
     rpc.inventory.set_stock(product["id"], 5)
+    email = f"obs-{uuid.uuid4().hex}@example.com"
+    customer = rpc.customers.register({"name": "Obs", "email": email, "password": PASSWORD})
+    login = gateway("POST", "/auth/login", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
     correlation_id = f"obs-{uuid.uuid4().hex}"
-    order = place_order(correlation_id, product)
-    return {"correlation_id": correlation_id, "order": order, "placed_at": time.monotonic()}
+    placed = gateway("POST", "/api/orders", json={"product_id": product["id"], "quantity": 1},
+                     headers={"Authorization": f"Bearer {login.json()['access_token']}",
+                              "X-Request-ID": correlation_id})
+    placed_at = time.monotonic()
+    assert placed.status_code == 202, placed.text
+    assert placed.headers["X-Request-ID"] == correlation_id
+    return {"correlation_id": correlation_id, "order": placed.json(), "customer": customer,
+            "placed_at": placed_at}
 
 
 def test_every_service_on_the_saga_path_logs_the_request_within_10s(traced_order: dict[str, Any]) -> None:
@@ -73,10 +95,15 @@ def test_every_service_on_the_saga_path_logs_the_request_within_10s(traced_order
     assert seen >= SAGA_PATH, f"after 10 s only {sorted(seen)} had logged {correlation_id}"
     docs = search({"term": {"correlation_id": correlation_id}})
     calls = {(doc["service"], doc["method"]) for doc in docs if doc.get("duration_ms") is not None}
-    assert {("orders", "create_order"), ("catalog", "get_products"), ("inventory", "reserve"),
-            ("payments", "charge"), ("inventory", "commit"), ("shipping", "schedule_shipment")} <= calls
+    assert {("gateway", "POST /api/orders"), ("orders", "create_order"), ("catalog", "get_products"),
+            ("inventory", "reserve"), ("payments", "charge"), ("inventory", "commit"),
+            ("shipping", "schedule_shipment")} <= calls
     for doc in docs:
         assert doc["level"] and doc["message"] and doc["@timestamp"]
+    # the gateway's one access line for the request: its outcome and who asked
+    [access] = [doc for doc in docs if doc["service"] == "gateway" and doc.get("status") is not None]
+    assert (access["kind"], access["method"], access["status"]) == ("http", "POST /api/orders", 202)
+    assert access["customer_id"] == traced_order["customer"]["id"] and access["duration_ms"] > 0
 
 
 def saved_searches() -> dict[str, dict[str, Any]]:
