@@ -212,11 +212,16 @@ class ProductResponse(Schema):
     updated_at = Timestamp()
 
 
-class ProductPageResponse(Schema):
-    items = fields.List(fields.Nested(ProductResponse), required=True)
+class PageResponse(Schema):
+    """What every paginated listing carries besides its items."""
+
     page = fields.Integer(required=True)
     per_page = fields.Integer(required=True)
     total = fields.Integer(required=True)
+
+
+class ProductPageResponse(PageResponse):
+    items = fields.List(fields.Nested(ProductResponse), required=True)
 
 
 class StockResponse(Schema):
@@ -270,11 +275,8 @@ class OrderAcceptedResponse(OrderResponse):
     order_id = fields.Integer(required=True)
 
 
-class OrderPageResponse(Schema):
+class OrderPageResponse(PageResponse):
     items = fields.List(fields.Nested(OrderResponse), required=True)
-    page = fields.Integer(required=True)
-    per_page = fields.Integer(required=True)
-    total = fields.Integer(required=True)
 
 
 class PaymentResponse(Schema):
@@ -308,11 +310,8 @@ class NotificationResponse(Schema):
     created_at = Timestamp()
 
 
-class NotificationPageResponse(Schema):
+class NotificationPageResponse(PageResponse):
     items = fields.List(fields.Nested(NotificationResponse), required=True)
-    page = fields.Integer(required=True)
-    per_page = fields.Integer(required=True)
-    total = fields.Integer(required=True)
 
 
 class ProblemResponse(Schema):
