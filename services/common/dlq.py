@@ -21,7 +21,7 @@ from typing import Any
 from kombu import Connection, Exchange, Producer
 
 from services.common.config import load_config
-from services.common.messaging import dead_letter_topology
+from services.common.messaging import ORIGIN_HEADER, dead_letter_topology
 
 
 def describe(message: Any) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def describe(message: Any) -> dict[str, Any]:
     return {
         "event_id": body.get("event_id") or message.properties.get("message_id") or "?",
         "type": body.get("type", "?"),
-        "queue": headers.get("x-first-death-queue", "?"),
+        "queue": headers.get(ORIGIN_HEADER, "?"),
         "reason": headers.get("x-first-death-reason", "?"),
         "deaths": sum(int(death.get("count", 1)) for death in deaths),
         "last_death": str(deaths[0].get("time", "")),
