@@ -153,6 +153,8 @@ def test_timer_ships_then_delivers(shipping, events, monkeypatch):
 def test_timer_works_through_more_than_one_batch(shipping, monkeypatch):
     for order_id in range(1, 106):
         shipping.schedule_shipment(order_id, 7)
+    # delivery far away, so a slow machine cannot move any of them past SHIPPED
+    monkeypatch.setenv("SHIPPING_DELIVER_AFTER_SECONDS", "3600")
     monkeypatch.setenv("SHIPPING_SHIP_AFTER_SECONDS", "0")
     wait_for(lambda: shipping.get_shipment(105)["status"] == "SHIPPED",
              timeout=15, interval=0.05, what="the timer to ship order 105")
