@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run stop status test lint dlq logs
+.PHONY: help run stop status test lint dlq logs bench kpis up up-lite down-compose k8s-deploy validate-deploy
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,5 +22,34 @@ lint:  ## ruff over the tree
 dlq:  ## list parked (dead-lettered) messages
 	@.venv/bin/python -m services.common.dlq list
 
+bench:  ## load-test a local stack against its floors (docs/performance.md); flags: make bench ARGS="--duration 120"
+	@bash scripts/bench.sh $(ARGS)
+
+kpis:  ## the newest KPI windows of the analytics job: make kpis N=5
+	@bash scripts/analytics.sh kpis $(N)
+
 logs:  ## search the logs by correlation id or order id: make logs ID=...
 	@.venv/bin/python -m services.common.logsearch $(ID)
+
+up:  ## docker compose: the whole platform with ELK and Flink (docs/deployment.md; needs .env)
+	@test -f .env || { echo "cp .env.example .env, then replace its example secrets"; exit 2; }
+	docker compose --profile elk --profile flink up -d --build
+
+up-lite:  ## docker compose without ELK and Flink, for small laptops
+	@test -f .env || { echo "cp .env.example .env, then replace its example secrets"; exit 2; }
+	LOGSTASH_HOST= docker compose up -d --build
+
+down-compose:  ## stop and remove the compose stack (volumes are kept; add -v by hand to drop them)
+	docker compose --profile elk --profile flink down
+
+k8s-deploy:  ## build the images in minikube and apply k8s/overlays/minikube (docs/deployment.md)
+	@command -v minikube >/dev/null || { echo "minikube is not installed (docs/deployment.md)"; exit 3; }
+	minikube image build -t ecommerce-platform:dev .
+	minikube image build -t ecommerce-kafka:dev docker/kafka
+	kubectl -n ecommerce delete job migrate seed --ignore-not-found 2>/dev/null || true
+	kubectl apply -k k8s/overlays/minikube
+	kubectl -n ecommerce rollout status deployment/gateway --timeout=10m
+	@echo "gateway: curl --resolve ecommerce.local:80:$$(minikube ip) http://ecommerce.local/health"
+
+validate-deploy:  ## offline checks of Dockerfiles, compose, k8s, Helm, Terraform and CI files
+	@bash scripts/validate_deploy.sh

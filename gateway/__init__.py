@@ -29,7 +29,8 @@ from gateway.schemas import MAX_ID
 log = logging.getLogger(__name__)
 
 #: the downstream services, each behind its own circuit breaker
-SERVICES = ("customers", "catalog", "inventory", "cart", "orders", "payments", "shipping", "notifications")
+SERVICES = ("customers", "catalog", "inventory", "cart", "orders", "payments", "shipping", "notifications",
+            "analytics")
 
 
 def create_app(settings: Settings | None = None, *, transport: Transport | None = None,

@@ -333,3 +333,49 @@ class ReadyResponse(Schema):
     status = fields.String(required=True, validate=validate.OneOf(["ready", "unavailable"]))
     broker = fields.String(required=True)
     services = fields.Dict(required=True, metadata={"description": "per service: consumers, breaker state"})
+
+
+class KpiQuery(Query):
+    limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=100),
+                           metadata={"description": "how many windows, newest first (default 10)"})
+
+
+class TopProduct(Schema):
+    product_id = fields.Integer(required=True)
+    sku = fields.String(required=True)
+    units = fields.Integer(required=True)
+
+
+class KpiWindowResponse(Schema):
+    """One tumbling window's KPIs, as the Flink job wrote them (docs/analytics.md defines each)."""
+
+    window_start = fields.String(required=True, metadata={"format": "date-time"})
+    window_end = fields.String(required=True, metadata={"format": "date-time"})
+    window_seconds = fields.Integer(required=True)
+    revision = fields.Integer(required=True,
+                              metadata={"description": "1, or more when late events re-emitted it"})
+    emitted_at = fields.String(required=True, metadata={"format": "date-time"})
+    orders_placed = fields.Integer(required=True)
+    orders_confirmed = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                                   metadata={"description": "by currency"})
+    gmv_cents = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                            metadata={"description": "confirmed orders' totals by currency, integer cents"})
+    avg_order_value_cents = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    payments_captured = fields.Integer(required=True)
+    payments_declined = fields.Integer(required=True)
+    payment_failure_rate = fields.Float(required=True, allow_none=True)
+    top_products = fields.List(fields.Nested(TopProduct), required=True)
+    cancellations = fields.Integer(required=True)
+    rejections = fields.Integer(required=True)
+    orders_shipped = fields.Integer(required=True)
+    ship_latency_p50_ms = fields.Integer(required=True, allow_none=True)
+    ship_latency_p95_ms = fields.Integer(required=True, allow_none=True)
+    events = fields.Integer(required=True)
+    duplicates_dropped = fields.Integer(required=True)
+
+
+class KpiResponse(Schema):
+    windows = fields.List(fields.Nested(KpiWindowResponse), required=True)
+    topic = fields.String(required=True)
+    reachable = fields.Boolean(required=True)
+    last_read_at = fields.String(required=True, allow_none=True, metadata={"format": "date-time"})

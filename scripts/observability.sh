@@ -20,7 +20,7 @@
 #
 # Environment: STACK_DIR (var), STACK_VHOST, SEARCH_PORT (9200), LOGSTASH_PORT (5000),
 # PROMETHEUS_PORT (9090), METRICS_PORT_BASE (9100), GATEWAY_PORT (8080),
-# KAFKA_METRICS_PORT (unset: no Kafka target), SEARCH_HEAP (768m).
+# KAFKA_METRICS_PORT (unset: no Kafka, sink or analytics targets), SEARCH_HEAP (768m).
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 missing prerequisite.
 set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -199,13 +199,15 @@ write_targets() {
     mkdir -p "$PROM_DIR/targets"
     "$PY" - "$PROM_DIR/targets" <<PY
 import json, os, sys
-from services.common.config import SERVICES
+from services.common.config import SERVICES, STREAMING_SERVICES, metrics_ports
 out = sys.argv[1]
 base, gateway = int("$METRICS_PORT_BASE"), "$GATEWAY_PORT"
+# the streaming side (Kafka, the sink, analytics) runs when platform.sh found Java and set this
 kafka, vhost = os.environ.get("KAFKA_METRICS_PORT"), "${STACK_VHOST:-/}"
+running = SERVICES + (STREAMING_SERVICES if kafka else ())
 files = {
-    "services": [{"targets": [f"localhost:{base + 1 + i}"], "labels": {"service": name}}
-                 for i, name in enumerate(SERVICES)],
+    "services": [{"targets": [f"localhost:{port}" for port in ports], "labels": {"service": name}}
+                 for name, ports in metrics_ports(base).items() if name in running],
     "gateway": [{"targets": [f"localhost:{gateway}"]}],
     "rabbitmq": [{"targets": ["localhost:15692"]}],
     "rabbitmq-queues": [{"targets": ["localhost:15692"], "labels": {"__param_vhost": vhost}}],

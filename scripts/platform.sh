@@ -13,6 +13,9 @@
 #   <SERVICE>_DATABASE_URL  PostgreSQL instead of the embedded SQLite files
 #   ADMIN_EMAIL / ADMIN_PASSWORD  the first admin (password generated if unset)
 #   GATEWAY_PORT (8080), REDIS_URL, JWT_SECRET (generated into STACK_DIR/secrets if unset)
+#   ANALYTICS    "off" leaves Kafka, the sink and the Flink job stopped (they start when Java 17+
+#                is present); KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_METRICS_PORT
+#                (7071), ANALYTICS_FLINK_REST_PORT (8081), ANALYTICS_* (docs/analytics.md)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -36,6 +39,9 @@ configure() {
     export LOGSTASH_HOST="${LOGSTASH_HOST:-127.0.0.1}" LOGSTASH_PORT="${LOGSTASH_PORT:-5000}"
     export METRICS_PORT_BASE="${METRICS_PORT_BASE:-9100}" PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
     export JWT_SECRET="${JWT_SECRET:-$(local_secret jwt_secret)}"
+    export KAFKA_PORT="${KAFKA_PORT:-9092}" KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+    export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}"
+    export ANALYTICS_FLINK_REST_PORT="${ANALYTICS_FLINK_REST_PORT:-8081}"
     local svc var
     for svc in $("$PY" -c 'from services.common.config import SERVICES; print(*SERVICES)'); do
         var="${svc^^}_DATABASE_URL"
@@ -71,17 +77,33 @@ up() {
     if env | grep -q '_DATABASE_URL=postgresql'; then
         bash "$ROOT/scripts/infra.sh" start postgres
     fi
+    local analytics=""
+    if [ "${ANALYTICS:-on}" = off ]; then
+        log "ANALYTICS=off: Kafka, the sink and the Flink job stay stopped"
+    elif bash "$ROOT/scripts/kafka.sh" check; then
+        analytics=1
+        bash "$ROOT/scripts/analytics.sh" setup
+        # Prometheus scrapes the broker, the sink and analytics only when they run
+        export KAFKA_METRICS_PORT="${KAFKA_METRICS_PORT:-7071}"
+    else
+        log "analytics is off (see above); the rest of the platform starts without it"
+    fi
     mkdir -p "$STACK_DIR/data" "$STACK_DIR/log" "$STACK_DIR/secrets"
     log "applying migrations"
     "$PY" -m services.common.migrations
     if supervisor_running; then
         log "services already running; starting any that stopped"
-        "$VENV/bin/supervisorctl" -c "$CONF" start all >/dev/null || true
+        "$VENV/bin/supervisorctl" -c "$CONF" start 'services:*' gateway >/dev/null || true
     else
         log "starting services under supervisord"
         "$VENV/bin/supervisord" -c "$CONF"
     fi
     "$PY" "$ROOT/scripts/wait_ready.py"
+    if [ -n "$analytics" ]; then
+        log "starting Kafka, the Kafka sink, analytics and the Flink job"
+        "$VENV/bin/supervisorctl" -c "$CONF" start 'streaming:*' >/dev/null || true
+        "$PY" "$ROOT/scripts/wait_analytics.py"
+    fi
     ensure_admin
     "$PY" "$ROOT/scripts/seed_demo.py"
     wait_gateway
@@ -128,12 +150,21 @@ summary() {
     Logs            $STACK_DIR/log/<service>.log
     Admin           $ADMIN_EMAIL (password: ADMIN_PASSWORD, or generated into $STACK_DIR/secrets/admin_password)
     Log search      make logs ID=<X-Request-ID or order id>   (OpenSearch http://127.0.0.1:9200)
-    Prometheus      http://127.0.0.1:$PROMETHEUS_PORT   (service /metrics on ports $((METRICS_PORT_BASE+1))-$((METRICS_PORT_BASE+8)))
+    Prometheus      http://127.0.0.1:$PROMETHEUS_PORT   (service /metrics on ports $((METRICS_PORT_BASE+1))-$((METRICS_PORT_BASE+11)))
+    Analytics       $(analytics_summary)
     Dead letters    .venv/bin/python -m services.common.dlq list
     Python shell    AMQP_URI=$AMQP_URI .venv/bin/nameko shell --config config.yml
                     >>> n.rpc.orders.create_order(customer_id=1, items=[{"product_id": 1, "quantity": 1}])
 
 MSG
+}
+
+analytics_summary() {
+    if [ -n "${KAFKA_METRICS_PORT:-}" ]; then
+        echo "Kafka $KAFKA_BOOTSTRAP_SERVERS, Flink REST http://127.0.0.1:$ANALYTICS_FLINK_REST_PORT, KPIs: GET /api/analytics/kpis (admin)"
+    else
+        echo "off (needs Java 17+: scripts/kafka.sh check)"
+    fi
 }
 
 down() {

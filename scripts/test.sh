@@ -23,8 +23,13 @@ export PAYMENT_LATENCY_MS=400 EVENT_RETRY_BASE_SECONDS=0.1 ADMIN_PASSWORD="e2e-$
 export GATEWAY_PORT=18080 GATEWAY_URL=http://localhost:18080 REDIS_URL=redis://127.0.0.1:6379/1 REDIS_NAMESPACE=e2e
 export RATE_LIMIT_API="300 per 5 seconds" RATE_LIMIT_AUTH="30 per 5 seconds"
 export BREAKER_FAIL_MAX=5 BREAKER_RESET_TIMEOUT=5 RPC_TIMEOUT=5
-# the e2e stack's own metrics and Prometheus ports; a running `make run` keeps 9101-9108 and 9090
+# the e2e stack's own metrics and Prometheus ports; a running `make run` keeps 9101-9111 and 9090
 export METRICS_PORT_BASE=19100 PROMETHEUS_PORT=19090
+# analytics (tests/e2e/test_analytics.py): the e2e stack's own Kafka and Flink ports, and
+# 10-second windows with 3-second checkpoints so KPI windows close within seconds
+export KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 KAFKA_METRICS_PORT=17071 ANALYTICS_FLINK_REST_PORT=18081
+export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092
+export ANALYTICS_WINDOW_SECONDS=10 ANALYTICS_CHECKPOINT_SECONDS=3
 bash scripts/observability.sh install
 bash scripts/platform.sh down >/dev/null 2>&1 || true
 rm -rf "$STACK_DIR"

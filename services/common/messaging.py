@@ -26,6 +26,8 @@ DEAD_LETTER_EXCHANGE = "dead-letters"
 DEAD_LETTER_QUEUE = "dead-letters"
 #: a queue name's header in a dead-lettered message points back to it
 ORIGIN_HEADER = "x-first-death-queue"
+#: one instance for every message: building a marshmallow schema deep-copies its fields
+ENVELOPE_SCHEMA = EnvelopeSchema()
 
 
 def dead_letter_topology() -> tuple[Exchange, Queue]:
@@ -77,7 +79,7 @@ class ReliableEventHandler(EventHandler):
         declare_dead_letter_topology(self.container.config["AMQP_URI"])
 
     def handle_message(self, body: Any, message: Any) -> None:
-        errors = EnvelopeSchema().validate(body) if isinstance(body, dict) else {"_": "not an object"}
+        errors = ENVELOPE_SCHEMA.validate(body) if isinstance(body, dict) else {"_": "not an object"}
         if errors:
             log.error("dead-lettering malformed event on %s: %s", self.queue.name, errors)
             self._dead_letter(message)

@@ -10,10 +10,11 @@ One dependency provider per service class does three things:
 * **metrics**: latency histogram and error counter per entrypoint, plus
   scrape-time gauges read from the service's own database (outbox backlog,
   whatever the service's ``collect`` adds) and the dead-letter queue depth;
-* **/metrics**: served on ``METRICS_PORT_BASE`` + the service's position in
-  ``services.common.config.SERVICES`` (customers 9101 … notifications 9108 by
-  default). Without ``METRICS_PORT_BASE`` (the integration tests) nothing
-  listens; the metrics are still recorded.
+* **/metrics**: served on the port ``services.common.config.metrics_ports``
+  gives the service from ``METRICS_PORT_BASE`` (customers 9101 …
+  notifications 9108, analytics 9109, kafka_sink 9110-9111 by default).
+  Without ``METRICS_PORT_BASE`` (the integration tests) nothing listens; the
+  metrics are still recorded.
 
 Each container has its own registry, so several containers of one service can
 run in one process (the tests) without clashing.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC
@@ -42,7 +44,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.common.config import SERVICES
+from services.common.config import metrics_ports
 from services.common.errors import InternalError, ServiceError
 from services.common.logs import bind, set_process_service, unbind
 from services.common.messaging import DEAD_LETTER_QUEUE
@@ -56,14 +58,17 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 #: the ids a log line is searchable by
 ID_FIELDS = ("order_id", "customer_id")
 
-MetricsCollector = Callable[[Session], Iterable[Any]]
+#: yields a service's own metric families at each scrape, from its database session (None without one)
+MetricsCollector = Callable[[Session | None], Iterable[Any]]
 
 
 def metrics_port(config: dict[str, Any], service: str) -> int | None:
+    """This process's /metrics port; METRICS_REPLICA (supervisord's process_num) picks a replica's."""
     base = config.get("METRICS_PORT_BASE")
-    if not base or service not in SERVICES:
+    ports = metrics_ports(int(base)).get(service) if base else None
+    if not ports:
         return None
-    return int(base) + 1 + SERVICES.index(service)
+    return ports[int(os.environ.get("METRICS_REPLICA", "0"))]
 
 
 def entrypoint_kind(entrypoint: Any) -> str:
@@ -164,6 +169,8 @@ class StateCollector(Collector):
             gauge.add_metric([self.service], depth)
             yield gauge
         if self.store is None:
+            if self.collect_service is not None:
+                yield from self.collect_service(None)
             return
         try:
             with self.store.Session() as session:
@@ -190,11 +197,15 @@ class StateCollector(Collector):
 
 
 class Telemetry(DependencyProvider):
-    def __init__(self, collect: MetricsCollector | None = None, result_id: str | None = None):
+    def __init__(self, collect: MetricsCollector | None = None, result_id: str | None = None,
+                 call_log_level: int = logging.INFO):
         """``collect(session)`` yields the service's own metric families at each scrape;
-        ``result_id`` names the id a result's ``id`` is (``"order_id"`` for orders)."""
+        ``result_id`` names the id a result's ``id`` is (``"order_id"`` for orders);
+        ``call_log_level`` is the level of the line a successful call logs (DEBUG for a service
+        whose every call is routine, like the Kafka sink's thousands per second)."""
         self.collect = collect
         self.result_id = result_id
+        self.call_log_level = call_log_level
         self._calls: dict[Any, tuple[float, Any, str]] = {}
         self._server: Any = None
         self._socket: Any = None
@@ -255,7 +266,7 @@ class Telemetry(DependencyProvider):
         self.latency.labels(service, kind, method).observe(seconds)
         extra: dict[str, Any] = {"duration_ms": round(seconds * 1000, 3),
                                  **result_ids(result, self.result_id)}
-        level = logging.DEBUG if kind == "timer" else logging.INFO
+        level = logging.DEBUG if kind == "timer" else self.call_log_level
         outcome = "ok"
         if exc_info is not None:
             error = exc_info[1]

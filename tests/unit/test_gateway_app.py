@@ -181,3 +181,20 @@ def test_inactive_products_are_hidden_from_customers(client: Any, app: Flask,
     assert_problem(client.get("/api/products/1"), 404, "not-found")
     admin = client.get("/api/products/1", headers=bearer(token_for(app, 7, "admin")))
     assert admin.status_code == 200
+
+
+def test_kpis_are_for_admins_and_pass_the_limit(client: Any, app: Flask, transport: FakeTransport) -> None:
+    served = {"windows": [], "topic": "analytics.kpis", "reachable": True, "last_read_at": None}
+    transport.on("analytics", "get_kpis", lambda limit: {**served, "limit_seen": limit})
+    assert_problem(client.get("/api/analytics/kpis"), 401, "unauthorized")
+    customer = bearer(token_for(app, 7))
+    assert_problem(client.get("/api/analytics/kpis", headers=customer), 403, "forbidden")
+    assert transport.calls_to("analytics", "get_kpis") == []
+    admin = bearer(token_for(app, 1, "admin"))
+    assert client.get("/api/analytics/kpis", headers=admin).get_json()["limit_seen"] == 10
+    assert client.get("/api/analytics/kpis?limit=3", headers=admin).get_json()["limit_seen"] == 3
+    for bad in ("0", "101", "x"):
+        assert_problem(client.get(f"/api/analytics/kpis?limit={bad}", headers=admin), 422, "validation")
+    assert_problem(client.get("/api/analytics/kpis?window=1", headers=admin), 422, "validation")
+    transport.on("analytics", "get_kpis", svc.ServiceUnavailable("the KPI topic cannot be read yet"))
+    assert_problem(client.get("/api/analytics/kpis", headers=admin), 503, "service-unavailable")
