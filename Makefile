@@ -2,7 +2,7 @@
 .PHONY: help run stop status test lint dlq logs bench kpis up up-lite down-compose k8s-deploy validate-deploy
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 run:  ## set up and start the whole platform in the foreground (Ctrl-C stops it)
 	@bash scripts/platform.sh up
@@ -45,7 +45,7 @@ down-compose:  ## stop and remove the compose stack (volumes are kept; add -v by
 k8s-deploy:  ## build the images in minikube and apply k8s/overlays/minikube (docs/deployment.md)
 	@command -v minikube >/dev/null || { echo "minikube is not installed (docs/deployment.md)"; exit 3; }
 	minikube image build -t ecommerce-platform:dev .
-	minikube image build -t ecommerce-kafka:dev docker/kafka
+	minikube image build -t ecommerce-kafka:dev -f docker/kafka/Dockerfile .
 	kubectl -n ecommerce delete job migrate seed --ignore-not-found 2>/dev/null || true
 	kubectl apply -k k8s/overlays/minikube
 	kubectl -n ecommerce rollout status deployment/gateway --timeout=10m
