@@ -154,6 +154,7 @@ class SagaRunner:
                 order = load_for_update(tx.session, order_id)
                 step = saga.next_step(order.saga)
                 if step is None:
+                    apply_to_order(tx, order, saga.settle)  # a cancellation with nothing to undo ends here
                     order.saga_active = False
                     order.lease_until = order.lease_token = None
                     return

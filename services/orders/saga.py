@@ -94,8 +94,12 @@ def next_step(state: SagaState) -> Step | None:
     return None
 
 
-def _settle(state: SagaState) -> Status | None:
-    """End compensation once nothing is left to undo."""
+def settle(state: SagaState) -> Status | None:
+    """End compensation once nothing is left to undo; returns the final status if it ended.
+
+    complete() and refuse() settle after each step; a cancellation that arrives before any step
+    succeeded has nothing to undo, and is settled by the runner when it finds no step to run.
+    """
     if state.compensating and next_step(state) is None and state.compensation_target:
         state.status = state.compensation_target
         state.compensating = False
@@ -123,7 +127,7 @@ def complete(state: SagaState, step: Step) -> Status | None:
     elif step is Step.RELEASE_STOCK:
         state.stock_reserved = False
         state.stock_committed = False
-    return _settle(state)
+    return settle(state)
 
 
 def refuse(state: SagaState, step: Step, reason: str) -> Status | None:
@@ -139,7 +143,7 @@ def refuse(state: SagaState, step: Step, reason: str) -> Status | None:
     state.compensating = True
     state.compensation_target = Status.REJECTED if step is Step.RESERVE_STOCK else Status.CANCELLED
     state.reason = reason
-    return _settle(state)
+    return settle(state)
 
 
 def request_cancel(state: SagaState, reason: str) -> bool:

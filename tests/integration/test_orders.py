@@ -26,6 +26,8 @@ class InventoryStandIn:
     @rpc
     def reserve(self, order_id, items):
         CALLS.append(("reserve", order_id))
+        if SCRIPT.get("inventory_down"):
+            raise ServiceUnavailable("inventory unreachable")
         if SCRIPT.get("out_of_stock"):
             raise OutOfStock("insufficient stock", {"product_ids": [items[0]["product_id"]]})
         return {"order_id": order_id, "status": "RESERVED", "items": items}
@@ -137,6 +139,20 @@ def test_a_customer_cancellation_compensates_in_reverse(platform):
     cancelled = wait_status(orders, order["id"], {"CANCELLED"})
     assert cancelled["reason"] == "cancelled by customer"
     assert [call[0] for call in CALLS][-3:] == ["cancel_shipment", "refund", "release"]
+
+
+def test_a_cancellation_before_any_step_succeeded_cancels_with_nothing_to_undo(platform):
+    orders, product = platform
+    SCRIPT["inventory_down"] = True  # the first step fails and waits for its retry
+    order = orders.create_order(customer_id=3, items=[{"product_id": product["id"], "quantity": 1}])
+    deadline = time.monotonic() + 10
+    while ("reserve", order["id"]) not in CALLS:
+        assert time.monotonic() < deadline, "the saga never tried to reserve"
+        time.sleep(0.05)
+    assert orders.cancel_order(order["id"], customer_id=3)["cancellation_requested"] is True
+    cancelled = wait_status(orders, order["id"], {"CANCELLED"})
+    assert [change["status"] for change in cancelled["history"]] == ["PENDING", "CANCELLED"]
+    assert [call[0] for call in CALLS if call[0] != "reserve"] == []  # nothing was held, nothing undone
 
 
 def test_bad_orders_are_refused_and_write_nothing(platform):

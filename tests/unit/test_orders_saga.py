@@ -95,3 +95,12 @@ def test_a_resumed_saga_repeats_only_the_step_that_was_in_flight():
     # persisted after RESERVE_STOCK; the process died during CHARGE_PAYMENT
     state = SagaState(stock_reserved=True)
     assert saga.next_step(state) is Step.CHARGE_PAYMENT
+
+
+def test_cancel_before_any_step_succeeded_settles_with_nothing_to_undo():
+    state = SagaState()
+    assert saga.request_cancel(state, "changed my mind") is True
+    assert saga.next_step(state) is None
+    assert saga.settle(state) is Status.CANCELLED
+    assert (state.status, state.compensating, state.reason) == (Status.CANCELLED, False, "changed my mind")
+    assert saga.settle(state) is None  # once: a settled saga has nothing more to do
