@@ -311,6 +311,9 @@ def circuit_breaker(gw: Gateway, report: Report, user: dict[str, Any], product: 
             output = supervisorctl(stack_dir, "stop", program)
             check("stopped" in output or "not running" in output.lower(), f"supervisorctl said: {output}")
             report.note(f"supervisorctl stop {program}: {output}")
+            if service == "catalog":
+                # the gateway serves a product it read less than PRODUCT_CACHE_SECONDS ago from its cache
+                time.sleep(float(os.environ.get("PRODUCT_CACHE_SECONDS", "1")) + 0.2)
 
         retry_after = 0
         with report.step("calls time out, then the breaker opens"):

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 #: the downstream services, each behind its own circuit breaker
 SERVICES = ("customers", "catalog", "inventory", "cart", "orders", "payments", "shipping", "notifications",
             "analytics")
+#: reported by /ready but not required: analytics runs only where Java does (docs/analytics.md)
+OPTIONAL_SERVICES = ("analytics",)
 
 
 def create_app(settings: Settings | None = None, *, transport: Transport | None = None,
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None, *, transport: Transport | None 
     app.extensions.update({
         "gateway.settings": settings,
         "gateway.services": SERVICES,
+        "gateway.optional_services": OPTIONAL_SERVICES,
         "gateway.rpc": RpcClient(transport, breakers, settings.rpc_timeout),
         "gateway.metrics": metrics,
         "gateway.idempotency": (RedisStore(redis, f"{settings.redis_namespace}")

@@ -48,17 +48,58 @@ BUSINESS_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class RedisStorage(pybreaker.CircuitRedisStorage):
-    """pybreaker's Redis storage, minus the crash when Redis is down at startup.
+    """pybreaker's Redis storage, minus the crash when Redis is down at startup, and minus a
+    write per successful call.
 
     Its reads already fall back to "closed" while Redis is unreachable; the
     initial SETNX is retried by the first read that finds no state.
+
+    pybreaker resets the shared failure counter with a ``SET`` after every
+    successful call, although it is almost always 0 already. Here the state
+    read every call starts with (``MGET`` of the state and the counter: still
+    one round trip) also notes the counter, per thread, and a success resets it
+    only when that read found failures. A failure recorded by another call
+    while this one was in flight is then left for the next success to reset:
+    successes still reset the count, as of when they started.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._seen = threading.local()
+        super().__init__(*args, **kwargs)
 
     def _initialize_redis_state(self, state: str) -> None:
         try:
             super()._initialize_redis_state(state)
         except RedisError as exc:
             log.warning("breaker storage: Redis unavailable at startup (%s); assuming closed", exc)
+
+    @property
+    def state(self) -> str:
+        self._seen.counter = None
+        try:
+            state, counter = self._redis.mget(self._namespace("state"), self._namespace("fail_counter"))
+        except RedisError:
+            self.logger.exception("RedisError: falling back to default circuit state")
+            return self._fallback_circuit_state
+        if state is None:
+            # missing (Redis restarted empty, the keys were flushed): re-initialise, as pybreaker does
+            self._initialize_redis_state(self._fallback_circuit_state)
+            return self._fallback_circuit_state
+        self._seen.counter = int(counter or 0)
+        return state.decode("utf-8")
+
+    @state.setter
+    def state(self, state: str) -> None:
+        pybreaker.CircuitRedisStorage.state.fset(self, state)  # type: ignore[attr-defined]
+
+    def increment_counter(self) -> None:
+        self._seen.counter = None
+        super().increment_counter()
+
+    def reset_counter(self) -> None:
+        if getattr(self._seen, "counter", None) == 0:
+            return  # this call's state read found no failures to forget
+        super().reset_counter()
 
 
 class BreakerOpen(pybreaker.CircuitBreakerError):

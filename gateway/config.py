@@ -90,6 +90,9 @@ class Settings:
     #: how long an in-progress marker lives if its request died mid-way
     idempotency_lock_seconds: int = 60
 
+    #: seconds a gateway worker keeps a product read (one product, a listing page); 0: no cache
+    product_cache_seconds: float = 1.0
+
     max_content_length: int = 64 * 1024
     #: how many proxies in front of the gateway set X-Forwarded-For (0: trust none)
     trusted_proxies: int = 0
@@ -139,6 +142,7 @@ class Settings:
             breaker_fail_max=_int(env, "BREAKER_FAIL_MAX", 5),
             breaker_reset_timeout=_float(env, "BREAKER_RESET_TIMEOUT", 30.0),
             idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", 86400),
+            product_cache_seconds=_float(env, "PRODUCT_CACHE_SECONDS", 1.0),
             max_content_length=_int(env, "MAX_CONTENT_LENGTH", 64 * 1024),
             trusted_proxies=_int(env, "TRUSTED_PROXIES", 0),
         )
@@ -146,6 +150,8 @@ class Settings:
 
     def checked(self) -> Settings:
         """Refuse settings that would make tokens forgeable; fill in the dev secret."""
+        if self.product_cache_seconds < 0:
+            raise ConfigurationError("PRODUCT_CACHE_SECONDS must be 0 (no cache) or more")
         if self.jwt_algorithm not in ("HS256", "RS256"):
             raise ConfigurationError("JWT_ALGORITHM must be HS256 or RS256")
         if self.jwt_algorithm == "RS256":

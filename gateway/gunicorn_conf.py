@@ -46,8 +46,9 @@ if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    # in the worker, not the master: each worker opens its own connection to the log shipper
-    setup_logging("gateway")
+    # in the worker, not the master: each worker opens its own connection to the log shipper; a
+    # writer thread of its own writes the lines, so request threads do not wait on the handlers' locks
+    setup_logging("gateway", background=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -14,7 +14,7 @@ TEST_SECRET = "unit-test-secret-0123456789abcdefghijklmnop"
 def settings_for_tests(**changes: Any) -> Settings:
     base = Settings(env="test", jwt_secret=TEST_SECRET, amqp_uri="memory://", rate_limit_api="1000/second",
                     rate_limit_auth="1000/second", rpc_timeout=0.5, breaker_fail_max=3,
-                    breaker_reset_timeout=1.0)
+                    breaker_reset_timeout=1.0, product_cache_seconds=0)
     return base.replace(**changes)
 
 

@@ -45,12 +45,14 @@ def health() -> ResponseReturnValue:
 
 
 @bp.get("/ready")
-@operation("Readiness: the broker is reachable and every service consumes its queue", "ops",
+@operation("Readiness: the broker is reachable and every service consumes its queue "
+           "(analytics is reported, not required)", "ops",
            rate_limited=False, calls_services=False,
            responses={200: (ReadyResponse, "Ready"), 503: (ReadyResponse, "Not ready; see which part")})
 def ready() -> ResponseReturnValue:
     client = current_app.extensions["gateway.rpc"]
     services = list(current_app.extensions["gateway.services"])
+    optional = set(current_app.extensions["gateway.optional_services"])
     breakers = client.breakers.refresh()
     report: dict[str, Any] = {"status": "ready", "broker": "ok", "services": {}}
     try:
@@ -61,7 +63,7 @@ def ready() -> ResponseReturnValue:
     for service in services:
         count = consumers.get(service, -1)
         report["services"][service] = {"consumers": max(count, 0), "breaker": breakers[service]}
-        if count < 1:
+        if count < 1 and service not in optional:
             report["status"] = "unavailable"
     if report["broker"] != "ok":
         report["status"] = "unavailable"

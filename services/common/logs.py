@@ -16,14 +16,23 @@ the moment a record is made, because a worker may change it while it runs
 processes (the gateway, CLIs) call :func:`setup_logging`. Shipping is on when
 ``LOGSTASH_HOST`` is set: locally it points at the rsyslog shipper that
 scripts/observability.sh runs, in compose at Logstash; nothing else changes.
+
+A threaded server (the gateway) asks for ``background=True``: its request
+threads then only stamp the context on a record and queue it, and one thread
+formats and writes every record, so requests do not queue on the handlers'
+locks while a line is written to the console pipe or the shipper's socket.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextvars
+import copy
 import logging
 import logging.config
+import logging.handlers
 import os
+import queue
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -175,10 +184,48 @@ def logging_config(level: str = "INFO", logstash_host: str | None = None,
     }
 
 
-def setup_logging(service: str) -> None:
-    """Configure logging for a process that is not started by ``nameko run`` (the gateway, CLIs)."""
+def setup_logging(service: str, background: bool = False) -> None:
+    """Configure logging for a process that is not started by ``nameko run`` (the gateway, CLIs);
+    ``background`` writes records from a thread of their own (:func:`write_in_background`)."""
     set_process_service(service)
     logging.config.dictConfig(logging_config(
         os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOGSTASH_HOST"),
         os.environ.get("LOGSTASH_PORT", "5000"),
     ))
+    if background:
+        listener = write_in_background(logging.getLogger())
+        atexit.register(listener.stop)  # writes what is still queued
+
+
+#: records queued at most; a thread logging while the writer is this far behind waits for it
+BACKLOG = 10_000
+
+
+class _Enqueue(logging.handlers.QueueHandler):
+    """Queues a record as it is (the standard QueueHandler would format it here and drop the
+    exception): the message is resolved now, formatting and exceptions are left to the handlers."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = copy.copy(record)
+        record.message = record.getMessage()
+        record.msg, record.args = record.message, None
+        return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        self.queue.put(record)  # blocks only while the writer is BACKLOG records behind: nothing is lost
+
+
+def write_in_background(logger: logging.Logger, backlog: int = BACKLOG) -> logging.handlers.QueueListener:
+    """Move ``logger``'s handlers to a writer thread; the logging thread only queues the record,
+    after stamping its context (which lives in the logging thread) on it. Returns the started
+    listener; ``stop()`` writes what is queued and ends the thread."""
+    handlers = list(logger.handlers)
+    records: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=backlog)
+    enqueue = _Enqueue(records)
+    enqueue.addFilter(ContextFilter())
+    listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
+    for handler in handlers:
+        logger.removeHandler(handler)
+    logger.addHandler(enqueue)
+    listener.start()
+    return listener

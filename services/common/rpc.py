@@ -4,8 +4,16 @@
 as its own type; anything else is logged with its traceback here and reaches
 the caller as an ``InternalError`` carrying only a reference id.
 
+Replies are published transient and without publisher confirms (nameko's
+default is persistent and confirmed, which makes every call wait for the
+broker's confirm of its reply). Every caller waits for its reply with a
+timeout (seconds) that no broker restart fits into, so a reply lost with the
+broker is a caller timeout, which every caller already handles.
+
 ``RemoteService`` is an ``RpcProxy`` whose calls give up after a timeout with
-``ServiceUnavailable``, so a dead peer never hangs a saga step.
+``ServiceUnavailable``, so a dead peer never hangs a saga step. Its requests
+are transient too and expire in the queue after that timeout, so a request
+nobody waits for any more is not executed late (the gateway's pool does the same).
 """
 
 from __future__ import annotations
@@ -18,9 +26,19 @@ from typing import Any
 import eventlet
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
+from nameko.amqp.publish import Publisher
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    DEFAULT_TRANSPORT_OPTIONS,
+    LOGIN_METHOD_CONFIG_KEY,
+    NON_PERSISTENT,
+    SERIALIZER_CONFIG_KEY,
+)
 from nameko.exceptions import IncorrectSignature, MalformedRequest, MethodNotFound, UnknownService
 from nameko.extensions import DependencyProvider
-from nameko.rpc import Rpc, RpcProxy
+from nameko.rpc import Responder, Rpc, RpcProxy, get_rpc_exchange
 
 from services.common.errors import InternalError, ServiceError, ServiceUnavailable
 
@@ -28,6 +46,20 @@ log = logging.getLogger(__name__)
 
 #: errors nameko itself raises for a bad call; they carry no internals
 CALLER_ERRORS = (IncorrectSignature, MalformedRequest, MethodNotFound)
+
+
+class ReplyPublisher(Publisher):
+    """Publishes replies transient, without waiting for the broker's confirm."""
+
+    use_confirms = False
+    delivery_mode = NON_PERSISTENT
+    # a dict of its own: Publisher.publish writes confirm_publish into the class's dict, and kombu keys
+    # its connection pools by these options, so replies get pooled connections of their own
+    transport_options = DEFAULT_TRANSPORT_OPTIONS.copy()
+
+
+class ReplyResponder(Responder):
+    publisher_cls = ReplyPublisher
 
 
 class GuardedRpc(Rpc):
@@ -42,7 +74,16 @@ class GuardedRpc(Rpc):
                       self.method_name, reference, exc_info=exc_info)
             error = InternalError(f"internal error (reference {reference})")
             exc_info = (InternalError, error, None)
-        return super().handle_result(message, worker_ctx, result, exc_info)
+        # nameko's RpcConsumer.handle_result, with the transient, unconfirmed reply
+        config = self.container.config
+        responder = ReplyResponder(
+            config[AMQP_URI_CONFIG_KEY], get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER), message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY), login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+        )
+        result, exc_info = responder.send_response(result, exc_info)
+        self.rpc_consumer.queue_consumer.ack_message(message)
+        return result, exc_info
 
 
 rpc = GuardedRpc.decorator
@@ -69,6 +110,8 @@ class RemoteServiceProxy:
 
 class RemoteService(RpcProxy):
     def __init__(self, target_service: str, timeout: float = 5.0, **options: Any):
+        # transient (no disk write in the broker) and gone from the queue once the caller gave up
+        options = {"delivery_mode": NON_PERSISTENT, "expiration": timeout, **options}
         super().__init__(target_service, **options)
         self.timeout = timeout
 

@@ -79,6 +79,9 @@ class KafkaPublisher:
             request_timeout_ms=5000,
             delivery_timeout_ms=int(SEND_TIMEOUT * 1000),
             bootstrap_timeout_ms=5000,
+            # kafka-python's own client metrics cost CPU on every record and nothing reads them:
+            # the broker's JMX exporter and the sink's /metrics are what Prometheus scrapes
+            metrics_enabled=False,
         )
 
     def publish(self, envelope: dict[str, Any]) -> None:

@@ -86,6 +86,26 @@ def test_duplicate_email_is_a_conflict_even_under_a_race(customers, rpc_client, 
     assert sorted(stored_hashes(container)) == ["ann@example.org", "race@example.org"]
 
 
+def test_hashing_does_not_stall_other_calls(customers, rpc_client):
+    """argon2 runs in eventlet's thread pool: a read is answered while registrations hash."""
+    known = customers.register(ANN)
+    proxies = [rpc_client("customers") for _ in range(2)]
+    finished: list[float] = []
+
+    def register(index, proxy):
+        proxy.register({**ANN, "email": f"slow{index}@example.org"})
+        finished.append(time.monotonic())
+
+    pool = eventlet.GreenPool()
+    for index, proxy in enumerate(proxies):
+        pool.spawn(register, index, proxy)
+    eventlet.sleep(0.05)  # both hashes under way (each takes a few hundred ms)
+    assert customers.get_customer(known["id"])["id"] == known["id"]
+    answered = time.monotonic()
+    pool.waitall()
+    assert len(finished) == 2 and answered < min(finished)
+
+
 def test_wrong_credentials_are_indistinguishable(customers):
     customers.register(ANN)
     timings: dict[str, list[float]] = {"unknown": [], "wrong": []}

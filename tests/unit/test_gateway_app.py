@@ -153,6 +153,11 @@ def test_health_and_ready(client: Any, transport: FakeTransport) -> None:
     ready = client.get("/ready")
     assert ready.status_code == 200
     assert ready.get_json()["status"] == "ready"
+    # analytics is optional: the platform is ready without it, and says so
+    transport.consumer_counts = {"analytics": 0}
+    without_analytics = client.get("/ready")
+    assert without_analytics.status_code == 200
+    assert without_analytics.get_json()["services"]["analytics"]["consumers"] == 0
     transport.consumer_counts = {"payments": 0}
     not_ready = client.get("/ready")
     assert not_ready.status_code == 503

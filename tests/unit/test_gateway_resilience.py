@@ -353,3 +353,76 @@ def test_redis_trouble_is_a_503_not_a_500() -> None:
     assert response.status_code == 503
     assert response.get_json()["type"].endswith("/service-unavailable")
     assert transport.calls == []
+
+
+class CountingRedis:
+    """A Redis client that records the commands the breakers send."""
+
+    def __init__(self, redis: Any):
+        self._redis = redis
+        self.commands: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._redis, name)
+        if not callable(attribute):
+            return attribute
+
+        def command(*args: Any, **kwargs: Any) -> Any:
+            self.commands.append(name)
+            return attribute(*args, **kwargs)
+
+        return command
+
+
+def test_a_success_costs_one_redis_read_and_no_write_while_nothing_failed() -> None:
+    redis = CountingRedis(_redis())
+    namespace = f"unit-{uuid.uuid4().hex[:8]}"
+    transport = FakeTransport().on("catalog", "get_product", PRODUCT)
+    app = create_app(settings_for_tests(redis_namespace=namespace), transport=transport, redis=redis)
+    client = app.test_client()
+    try:
+        client.get("/api/products/1")
+        redis.commands.clear()
+        for _ in range(3):
+            assert client.get("/api/products/1").status_code == 200
+        assert redis.commands == ["mget"] * 3
+    finally:
+        for key in redis.scan_iter(f"{namespace}:*"):
+            redis.delete(key)
+
+
+def test_a_success_still_resets_failures_seen_in_redis() -> None:
+    redis = CountingRedis(_redis())
+    namespace = f"unit-{uuid.uuid4().hex[:8]}"
+    outcomes: list[Any] = []
+
+    def answer(_product_id: int) -> Any:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    transport = FakeTransport().on("catalog", "get_product", answer)
+    settings = settings_for_tests(breaker_fail_max=2, breaker_reset_timeout=30, redis_namespace=namespace)
+    # two replicas sharing the breaker: failures on one, successes on the other
+    first = create_app(settings, transport=transport, redis=redis).test_client()
+    second = create_app(settings, transport=transport, redis=redis).test_client()
+    counter = f"{namespace}:breaker:catalog:pybreaker:fail_counter"
+    try:
+        outcomes[:] = [svc.ServiceUnavailable("down"), PRODUCT, svc.ServiceUnavailable("down"), PRODUCT]
+        assert first.get("/api/products/1").status_code == 503
+        assert int(redis.get(counter)) == 1
+        redis.commands.clear()
+        assert second.get("/api/products/1").status_code == 200  # saw 1 failure: resets it
+        assert "set" in redis.commands and int(redis.get(counter)) == 0
+        assert first.get("/api/products/1").status_code == 503  # one failure again, not two in a row
+        assert second.get("/api/products/1").status_code == 200
+        breakers = first.application.extensions["gateway.rpc"].breakers
+        assert breakers["catalog"].current_state == "closed"
+        outcomes[:] = [svc.ServiceUnavailable("down")] * 2
+        first.get("/api/products/1")
+        first.get("/api/products/1")
+        assert breakers["catalog"].current_state == "open"
+    finally:
+        for key in redis.scan_iter(f"{namespace}:*"):
+            redis.delete(key)

@@ -134,3 +134,70 @@ def test_without_a_worker_correlation_id_the_bound_one_is_kept() -> None:
     # an event published without nameko's header still carries its envelope's id
     with logs.bound(correlation_id="from-envelope", worker_ctx=SimpleNamespace(data={})):
         assert logs.current_context()["correlation_id"] == "from-envelope"
+
+
+class Written(logging.Handler):
+    """Records as a handler behind the queue gets them, with the thread that wrote them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(logs.ContextFilter())
+        self.records: list[tuple[logging.LogRecord, str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        formatted = logs.JsonFormatter().format(record).decode()
+        self.records.append((record, threading.current_thread().name, formatted))
+
+
+def test_background_writing_keeps_the_context_message_and_exception() -> None:
+    logger = logging.getLogger(f"tests.background.{id(object())}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    written = Written()
+    logger.addHandler(written)
+    listener = logs.write_in_background(logger)
+    try:
+        def request() -> None:
+            args = {"n": 1}
+            with logs.bound(service="gateway", correlation_id="req-42", kind="http"):
+                logger.info("answered %s", args, extra={"duration_ms": 3.5})
+                args["n"] = 2  # changed after logging: the line keeps what it was
+                try:
+                    raise ValueError("boom")
+                except ValueError:
+                    logger.exception("failed")
+
+        thread = threading.Thread(target=request, name="request-thread")
+        thread.start()
+        thread.join()
+    finally:
+        listener.stop()  # writes what is queued
+    assert [type(h).__name__ for h in logger.handlers] == ["_Enqueue"]
+    (line, line_thread, _), (error, _, error_json) = written.records
+    assert line.getMessage() == "answered {'n': 1}"
+    context = (line.correlation_id, line.kind, line.service, line.duration_ms)
+    assert context == ("req-42", "http", "gateway", 3.5)
+    assert line_thread != "request-thread"
+    assert error.exc_info is not None and error.correlation_id == "req-42"
+    document = json.loads(error_json)
+    assert document["message"] == "failed" and document["error"] == "ValueError"
+    assert "boom" in document["stack_trace"]
+
+
+def test_setup_logging_in_the_background_routes_the_root_logger_through_a_queue(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, logs._process_service)
+    registered: list[object] = []
+    monkeypatch.setattr(logs.atexit, "register", registered.append)
+    monkeypatch.delenv("LOGSTASH_HOST", raising=False)
+    try:
+        logs.setup_logging("gateway-test", background=True)
+        assert [type(h).__name__ for h in root.handlers] == ["_Enqueue"]
+        assert len(registered) == 1  # the listener's stop, at exit
+    finally:
+        for stop in registered:
+            stop()  # type: ignore[operator]
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logs.set_process_service(saved[2])  # type: ignore[arg-type]
