@@ -41,7 +41,7 @@ securityContext:
     drop: [ALL]
 {{- end }}
 
-{{/* env entries: .secret names from the Secret, .config names from the ConfigMap. */}}
+{{/* env entries: .secret names from the Secret, .config names from the ConfigMap, .values literal. */}}
 {{- define "ecommerce.env" -}}
 env:
 {{- range .secret }}
@@ -57,6 +57,10 @@ env:
       configMapKeyRef:
         name: platform-config
         key: {{ . }}
+{{- end }}
+{{- range $name, $value := .values }}
+  - name: {{ $name }}
+    value: {{ $value | quote }}
 {{- end }}
 {{- end }}
 
