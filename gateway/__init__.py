@@ -25,14 +25,14 @@ from gateway.metrics import init_metrics
 from gateway.ratelimit import init_limiter
 from gateway.rpc import RpcClient, RpcPool, Transport
 from gateway.schemas import MAX_ID
+from services.common.config import SERVICES as DOMAIN_SERVICES
 
 log = logging.getLogger(__name__)
 
-#: the downstream services, each behind its own circuit breaker
-SERVICES = ("customers", "catalog", "inventory", "cart", "orders", "payments", "shipping", "notifications",
-            "analytics")
 #: reported by /ready but not required: analytics runs only where Java does (docs/analytics.md)
 OPTIONAL_SERVICES = ("analytics",)
+#: the downstream services, each behind its own circuit breaker
+SERVICES = DOMAIN_SERVICES + OPTIONAL_SERVICES
 
 
 def create_app(settings: Settings | None = None, *, transport: Transport | None = None,
