@@ -13,6 +13,7 @@ from typing import Any
 from kombu import Connection, Producer
 from sqlalchemy import Engine, MetaData, create_engine, func, select
 
+from services.common.messaging import dead_letter_topology
 from services.common.outbox import event_exchange
 from services.common.store import messaging_tables
 
@@ -46,6 +47,22 @@ def publish_event(amqp_uri: str, envelope: dict) -> None:
             envelope, exchange=exchange, routing_key=envelope["type"], serializer="json",
             delivery_mode=2, declare=[exchange], retry=True,
         )
+
+
+def dead_lettered_ids(rabbit_config: dict, expected: int, timeout: float = 10) -> set[str]:
+    """Drain the dead-letters queue until ``expected`` messages arrived; their event ids."""
+    found: set[str] = set()
+    _, queue = dead_letter_topology()
+    deadline = time.monotonic() + timeout
+    with Connection(rabbit_config["AMQP_URI"]) as connection:
+        bound = queue(connection.channel())
+        while len(found) < expected and time.monotonic() < deadline:
+            message = bound.get(no_ack=True)
+            if message is None:
+                time.sleep(0.05)
+            else:
+                found.add(message.decode()["event_id"])
+    return found
 
 
 @contextmanager

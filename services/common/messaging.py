@@ -49,6 +49,42 @@ def declare_dead_letter_topology(amqp_uri: str) -> None:
         queue(channel).declare()
 
 
+def reliable_queue(name: str, exchange: Exchange, event_type: str) -> Queue:
+    """An event handler's queue: quorum, bound to ``exchange`` by ``event_type``, with a delivery
+    limit and at-least-once dead-lettering."""
+    return Queue(
+        name,
+        exchange=exchange,
+        routing_key=event_type,
+        durable=True,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": int(setting("EVENT_MAX_REDELIVERIES", "4")),
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            # at-least-once dead-lettering needs reject-publish overflow
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+
+
+def envelope_errors(body: Any) -> dict[str, Any]:
+    """Why ``body`` is not an event envelope (empty when it is one)."""
+    return ENVELOPE_SCHEMA.validate(body) if isinstance(body, dict) else {"_": "not an object"}
+
+
+def dead_letter(message: Any) -> None:
+    """Park ``message`` in the dead-letter queue at once (unless its channel is gone: then the
+    broker has already taken it back)."""
+    if message.channel.connection:
+        message.reject(requeue=False)
+
+
+def delivery_count(message: Any) -> int:
+    """How often the broker delivered ``message`` before (a quorum queue counts it)."""
+    return int((message.headers or {}).get("x-delivery-count", 0))
+
+
 def retry_delay(delivery_count: int) -> float:
     """Exponential backoff before a failed message goes back to its queue."""
     base = float(setting("EVENT_RETRY_BASE_SECONDS", "0.2"))
@@ -62,27 +98,14 @@ class ReliableEventHandler(EventHandler):
     def setup(self) -> None:
         super().setup()
         # same name, exchange and binding as nameko's, but a quorum queue
-        self.queue = Queue(
-            self.queue.name,
-            exchange=self.queue.exchange,
-            routing_key=self.event_type,
-            durable=True,
-            queue_arguments={
-                "x-queue-type": "quorum",
-                "x-delivery-limit": int(setting("EVENT_MAX_REDELIVERIES", "4")),
-                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-                # at-least-once dead-lettering needs reject-publish overflow
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            },
-        )
+        self.queue = reliable_queue(self.queue.name, self.queue.exchange, self.event_type)
         declare_dead_letter_topology(self.container.config["AMQP_URI"])
 
     def handle_message(self, body: Any, message: Any) -> None:
-        errors = ENVELOPE_SCHEMA.validate(body) if isinstance(body, dict) else {"_": "not an object"}
+        errors = envelope_errors(body)
         if errors:
             log.error("dead-lettering malformed event on %s: %s", self.queue.name, errors)
-            self._dead_letter(message)
+            dead_letter(message)
             return
         super().handle_message(body, message)
 
@@ -91,18 +114,14 @@ class ReliableEventHandler(EventHandler):
             self.queue_consumer.ack_message(message)
         elif isinstance(exc_info[1], ValidationFailed):
             log.error("dead-lettering invalid event on %s: %s", self.queue.name, exc_info[1].details)
-            self._dead_letter(message)
+            dead_letter(message)
         else:
-            attempts = int((message.headers or {}).get("x-delivery-count", 0))
+            attempts = delivery_count(message)
             delay = retry_delay(attempts)
             log.warning("event on %s failed (attempt %d), retrying in %.1fs",
                         self.queue.name, attempts + 1, delay)
             eventlet.sleep(delay)
             self.queue_consumer.requeue_message(message)
-
-    def _dead_letter(self, message: Any) -> None:
-        if message.channel.connection:
-            message.reject(requeue=False)
 
 
 event_handler = ReliableEventHandler.decorator

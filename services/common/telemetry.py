@@ -2,7 +2,7 @@
 
 One dependency provider per service class does three things:
 
-* **log context**: around every worker it binds service, kind (rpc, event,
+* **log context**: around every worker it binds service, kind (rpc, event, event_batch,
   timer), method, event type, order_id and customer_id (taken from the call's
   arguments, the event's payload and the result) for every record the worker
   makes (see services.common.logs), and logs one line per call with its
@@ -44,6 +44,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from services.common.batch_events import BatchEventHandler
 from services.common.config import metrics_ports
 from services.common.errors import InternalError, ServiceError
 from services.common.logs import bind, set_process_service, unbind
@@ -78,6 +79,8 @@ def entrypoint_kind(entrypoint: Any) -> str:
         return "event"
     if isinstance(entrypoint, Timer):
         return "timer"
+    if isinstance(entrypoint, BatchEventHandler):
+        return "event_batch"
     return type(entrypoint).__name__.lower()
 
 
@@ -99,6 +102,8 @@ def call_fields(worker_ctx: Any, kind: str) -> dict[str, Any]:
             fields.update(_ids(envelope.get("payload")))
         fields.setdefault("event_type", worker_ctx.entrypoint.event_type)
         return fields
+    if kind == "event_batch":
+        return {"events": len(worker_ctx.args[0])}
     try:
         method = getattr(worker_ctx.service, worker_ctx.entrypoint.method_name)
         arguments = inspect.signature(method).bind_partial(*worker_ctx.args, **worker_ctx.kwargs).arguments

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,40 +85,89 @@ class KafkaPublisher:
             metrics_enabled=False,
         )
 
-    def publish(self, envelope: dict[str, Any]) -> None:
-        """Return once Kafka acknowledged the record; while Kafka is unreachable, keep trying.
+    def publish_batch(self, envelopes: Sequence[dict[str, Any]]) -> list[int]:
+        """Return once Kafka acknowledged every record it accepts; the indices of those it refused.
 
-        The RabbitMQ message stays unacknowledged meanwhile, so events wait in RabbitMQ without
-        using up their delivery limit. An error Kafka will repeat (a record too large, say) raises,
-        and the reliable handler retries and finally parks the message.
+        While Kafka is unreachable the unacknowledged records are sent again, on a new producer,
+        until it takes them: the RabbitMQ messages stay unacknowledged meanwhile, so events wait in
+        RabbitMQ without using up their delivery limit. A record Kafka refuses for good (too large,
+        say) is returned: the batch handler requeues its message, and after the delivery limit
+        RabbitMQ parks it in the dead-letter queue.
         """
-        record = record_for(envelope)
+        records: list[dict[str, Any]] = []
+        waiting: list[int] = []
+        refused: list[int] = []
+        for index, envelope in enumerate(envelopes):
+            try:
+                records.append(record_for(envelope))
+                waiting.append(index)
+            except ValueError as exc:  # an occurred_at that is no ISO time: no retry will mend it
+                log.error("cannot write %s %s to Kafka: %s", envelope["type"], envelope["event_id"], exc)
+                records.append({})
+                refused.append(index)
         backoff = 0.1
         counted = False
         try:
             while True:
-                producer = None
-                try:
-                    producer = self._client()  # raises too when Kafka is down: it bootstraps at once
-                    producer.send(**record).get(timeout=SEND_TIMEOUT)
-                    return
-                except KafkaError as exc:
-                    # a stopped broker gives KafkaTimeoutError (cannot bootstrap, no metadata): retriable
-                    if not exc.retriable:
-                        raise
-                    if producer is not None:
-                        self._discard(producer)
-                    self.last_failure = time.monotonic()
-                    if not counted:
-                        self.retrying += 1
-                        counted = True
-                    log.warning("Kafka unavailable for %s %s (%s: %s); retrying in %.1fs",
-                                envelope["type"], envelope["event_id"], type(exc).__name__, exc, backoff)
-                    eventlet.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF)
+                retry, failure, producer = self._send(records, waiting, refused)
+                if not retry:
+                    return sorted(refused)
+                if producer is not None:
+                    self._discard(producer)
+                self.last_failure = time.monotonic()
+                if not counted:
+                    self.retrying += 1
+                    counted = True
+                log.warning("Kafka unavailable for %d of %d events (%s: %s); retrying in %.1fs",
+                            len(retry), len(records), type(failure).__name__, failure, backoff)
+                eventlet.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                waiting = retry
         finally:
             if counted:
                 self.retrying -= 1
+
+    def _send(self, records: list[dict[str, Any]], indices: list[int],
+              refused: list[int]) -> tuple[list[int], KafkaError | None, KafkaProducer | None]:
+        """Send ``records[i]`` for each index and wait for Kafka's answers; what to retry, why, and on
+        which producer. Refused indices are appended to ``refused``."""
+        try:
+            producer = self._client()  # raises too when Kafka is down: it bootstraps at once
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            return indices, exc, None
+        sent = []
+        retry: list[int] = []
+        failure: KafkaError | None = None
+        for position, index in enumerate(indices):
+            try:
+                sent.append((index, producer.send(**records[index])))
+            except KafkaError as exc:  # no metadata (Kafka down): the rest would fail the same way
+                if exc.retriable:
+                    retry.extend(indices[position:])
+                    failure = exc
+                    break
+                self._refuse(records[index], exc)
+                refused.append(index)
+        for index, future in sent:
+            try:
+                future.get(timeout=SEND_TIMEOUT)
+            except KafkaError as exc:
+                # a stopped broker gives KafkaTimeoutError (no metadata, delivery timeout): retriable
+                if exc.retriable:
+                    retry.append(index)
+                    failure = exc
+                else:
+                    self._refuse(records[index], exc)
+                    refused.append(index)
+        return sorted(retry), failure, producer
+
+    @staticmethod
+    def _refuse(record: dict[str, Any], exc: KafkaError) -> None:
+        headers = dict(record["headers"])
+        log.error("Kafka refused %s %s (%s: %s)", headers["type"].decode(), headers["event_id"].decode(),
+                  type(exc).__name__, exc)
 
     def _discard(self, producer: KafkaProducer) -> None:
         """Drop a producer that failed; the next attempt builds a new one.

@@ -1,17 +1,14 @@
 import logging
-import time
 from typing import Any
 
 import pytest
-from kombu import Connection
 from nameko.exceptions import IncorrectSignature
 from nameko.testing.services import entrypoint_waiter
 
 from services.common.envelope import make_envelope
 from services.common.errors import ValidationFailed
-from services.common.messaging import dead_letter_topology
 from services.notifications.service import NotificationsService
-from tests.helpers import publish_event, wait_for
+from tests.helpers import dead_lettered_ids, publish_event, wait_for
 
 #: (source, event type, payload) for every event that notifies someone
 EVENTS = [
@@ -30,22 +27,6 @@ EVENTS = [
 def envelope(source: str, event_type: str, payload: dict) -> dict[str, Any]:
     return make_envelope(source, event_type, payload, correlation_id="test",
                          aggregate_id=payload.get("order_id"))
-
-
-def dead_lettered_ids(rabbit_config: dict, expected: int, timeout: float = 10) -> set[str]:
-    """Drain the dead-letters queue until ``expected`` messages arrived."""
-    found: set[str] = set()
-    _, queue = dead_letter_topology()
-    deadline = time.monotonic() + timeout
-    with Connection(rabbit_config["AMQP_URI"]) as connection:
-        bound = queue(connection.channel())
-        while len(found) < expected and time.monotonic() < deadline:
-            message = bound.get(no_ack=True)
-            if message is None:
-                time.sleep(0.05)
-            else:
-                found.add(message.decode()["event_id"])
-    return found
 
 
 @pytest.fixture

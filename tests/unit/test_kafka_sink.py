@@ -6,7 +6,6 @@ import json
 import time
 from importlib import import_module
 
-import pytest
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from services.common.config import SERVICES
@@ -17,15 +16,12 @@ from services.kafka_sink.service import KafkaSinkService
 from services.kafka_sink.topics import EVENT_PARTITIONS, KPIS, all_topics
 
 
-def test_every_declared_event_of_every_service_has_a_handler():
+def test_every_declared_event_of_every_service_is_consumed():
     declared = {(service, event_type) for service in SERVICES
                 for event_type in import_module(f"services.{service}.schemas").EVENT_SCHEMAS}
     assert set(event_routes()) == declared
-    handled = {(entrypoint.source_service, entrypoint.event_type)
-               for name in dir(KafkaSinkService)
-               for entrypoint in getattr(getattr(KafkaSinkService, name), "nameko_entrypoints", ())
-               if hasattr(entrypoint, "event_type")}
-    assert handled == declared
+    (entrypoint,) = KafkaSinkService.forward.nameko_entrypoints
+    assert set(entrypoint.routes) == declared
 
 
 def test_one_topic_per_event_source_plus_heartbeat_and_kpis():
@@ -61,16 +57,23 @@ class FakeFuture:
 
 
 class FakeProducer:
-    """Fails its sends with the errors it is given, in turn, then succeeds."""
+    """Answers each send with the next of the outcomes it is given (None: acknowledged), then succeeds.
 
-    def __init__(self, errors: list[Exception]):
-        self.errors = errors
+    An outcome that is a (exception,) tuple is raised by send itself, as kafka-python does when it
+    has no metadata or the record is too large to send.
+    """
+
+    def __init__(self, outcomes: list[Exception | tuple[Exception] | None]):
+        self.outcomes = outcomes
         self.sent: list[dict] = []
         self.closed = False
 
     def send(self, topic: str, **record: object) -> FakeFuture:
+        outcome = self.outcomes.pop(0) if self.outcomes else None
+        if isinstance(outcome, tuple):
+            raise outcome[0]
         self.sent.append({"topic": topic, **record})
-        return FakeFuture(self.errors.pop(0) if self.errors else None)
+        return FakeFuture(outcome)
 
     def close(self, timeout: float) -> None:
         self.closed = True
@@ -84,19 +87,53 @@ def publisher_with(monkeypatch, producers: list[FakeProducer]) -> KafkaPublisher
     return publisher
 
 
-def test_while_kafka_is_unreachable_the_send_is_retried_on_a_new_producer(monkeypatch):
-    broken, healthy = FakeProducer([KafkaTimeoutError("no metadata")]), FakeProducer([])
+def events(count: int) -> list[dict]:
+    return [make_envelope("orders", "order_created", {"order_id": n}, correlation_id=None, aggregate_id=n)
+            for n in range(count)]
+
+
+def sent_ids(producer: FakeProducer) -> list[str]:
+    return [json.loads(record["value"])["event_id"] for record in producer.sent]
+
+
+def test_a_batch_is_sent_whole_and_nothing_is_refused(monkeypatch):
+    producer = FakeProducer([])
+    publisher = publisher_with(monkeypatch, [producer])
+    batch = events(3)
+    assert publisher.publish_batch(batch) == []
+    assert sent_ids(producer) == [event["event_id"] for event in batch]
+
+
+def test_while_kafka_is_unreachable_the_unacknowledged_records_are_sent_again_on_a_new_producer(monkeypatch):
+    broken = FakeProducer([None, KafkaTimeoutError("delivery timed out"), None])
+    healthy = FakeProducer([])
     publisher = publisher_with(monkeypatch, [broken, healthy])
-    publisher.publish(make_envelope("orders", "order_created", {}, correlation_id=None, aggregate_id=1))
-    assert broken.closed and len(healthy.sent) == 1
+    batch = events(3)
+    assert publisher.publish_batch(batch) == []
+    assert broken.closed
+    assert sent_ids(healthy) == [batch[1]["event_id"]]
     assert publisher.retrying == 0
     assert not publisher.heartbeat()  # just failed: the backlog may still be on its way
 
 
-def test_an_error_kafka_will_repeat_raises_so_the_message_is_retried_then_parked(monkeypatch):
-    publisher = publisher_with(monkeypatch, [FakeProducer([MessageSizeTooLargeError("too big")])])
-    with pytest.raises(MessageSizeTooLargeError):
-        publisher.publish(make_envelope("orders", "order_created", {}, correlation_id=None, aggregate_id=1))
+def test_without_metadata_the_rest_of_the_batch_waits_for_the_next_producer(monkeypatch):
+    broken = FakeProducer([None, (KafkaTimeoutError("no metadata"),)])
+    healthy = FakeProducer([])
+    publisher = publisher_with(monkeypatch, [broken, healthy])
+    batch = events(4)
+    assert publisher.publish_batch(batch) == []
+    assert sent_ids(broken) == [batch[0]["event_id"]]
+    assert sent_ids(healthy) == [event["event_id"] for event in batch[1:]]
+
+
+def test_records_kafka_refuses_for_good_are_returned_the_rest_are_written(monkeypatch):
+    too_big = MessageSizeTooLargeError("too big")
+    producer = FakeProducer([None, too_big, (too_big,), None])
+    publisher = publisher_with(monkeypatch, [producer])
+    batch = events(4)
+    assert publisher.publish_batch(batch) == [1, 2]
+    assert sent_ids(producer) == [batch[0]["event_id"], batch[1]["event_id"], batch[3]["event_id"]]
+    assert not producer.closed
 
 
 def test_heartbeats_carry_the_current_time(monkeypatch):
@@ -108,3 +145,12 @@ def test_heartbeats_carry_the_current_time(monkeypatch):
     assert sent["topic"] == "analytics.heartbeat"
     assert before <= sent["timestamp_ms"] <= time.time() * 1000
     assert json.loads(sent["value"])["type"] == "heartbeat"
+
+
+def test_an_event_whose_time_cannot_be_read_is_refused_alone(monkeypatch):
+    producer = FakeProducer([])
+    publisher = publisher_with(monkeypatch, [producer])
+    batch = events(3)
+    batch[1]["occurred_at"] = "yesterday"
+    assert publisher.publish_batch(batch) == [1]
+    assert sent_ids(producer) == [batch[0]["event_id"], batch[2]["event_id"]]
