@@ -41,7 +41,7 @@ securityContext:
     drop: [ALL]
 {{- end }}
 
-{{/* env entries: .secret names from the Secret, .config names from the ConfigMap, .values literal. */}}
+{{/* env entries: .secret names from the Secret, .config names from the ConfigMap. */}}
 {{- define "ecommerce.env" -}}
 env:
 {{- range .secret }}
@@ -57,10 +57,6 @@ env:
       configMapKeyRef:
         name: platform-config
         key: {{ . }}
-{{- end }}
-{{- range $name, $value := .values }}
-  - name: {{ $name }}
-    value: {{ $value | quote }}
 {{- end }}
 {{- end }}
 

@@ -1,14 +1,15 @@
 """Benchmark of the analytics path on a running stack (not a test): sink throughput and KPI freshness.
 
-    STACK_DIR=... STACK_VHOST=... KAFKA_BOOTSTRAP_SERVERS=... .venv/bin/python scripts/bench_analytics.py \
-        [--events 20000] [--orders-seconds 150] [--order-rate 4]
+    STACK_DIR=... STACK_VHOST=... KAFKA_BOOTSTRAP_SERVERS=... GATEWAY_PORT=... \
+        .venv/bin/python -m bench.analytics [--events 20000] [--orders-seconds 150] [--order-rate 4]
 
 Throughput: with the sink stopped, ``--events`` cart_item_added events (consumed by nobody but the
 sink) are queued in RabbitMQ; then the sink is started and the rate at which they reach Kafka is
 measured from the first record to the last (so the sink's start-up is not counted).
 
-Freshness: real orders are placed through RPC for ``--orders-seconds``; the analytics RPC (what the
-gateway serves) is polled every 0.2 s, and for each order the time from its order_created event
+Freshness: real orders are placed through RPC for ``--orders-seconds``; the gateway's
+``GET /api/analytics/kpis`` is polled every 0.2 s as the admin (``GATEWAY_PORT``, the admin password
+from ``ADMIN_PASSWORD`` or ``$STACK_DIR/secrets``), and for each order the time from its order_created event
 entering RabbitMQ (its occurred_at, stamped when the outbox row commits) to its window first being
 visible is recorded, and for each window the time from its end to its visibility.
 Results are printed and written to bench/results/analytics-<time>.json.
@@ -21,7 +22,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import threading
 import time
 from datetime import UTC, datetime
@@ -32,19 +32,19 @@ from kafka import KafkaConsumer, TopicPartition
 from kombu import Connection, Producer
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from bench.stack import Api, Stack
 from services.common.envelope import make_envelope
 from services.common.outbox import event_exchange
 from services.kafka_sink.topics import bootstrap_servers, events_topic
 
-ROOT = Path(__file__).resolve().parents[1]
-STACK_DIR = Path(os.environ.get("STACK_DIR", ROOT / "var"))
-AMQP_URI = f"pyamqp://guest:guest@localhost:5672/{os.environ.get('STACK_VHOST', '')}"
+RESULTS = Path(__file__).resolve().parent / "results"
+SINKS = ("streaming:kafka_sink_0", "streaming:kafka_sink_1")
 
 
-def supervisorctl(*args: str) -> None:
-    env = {**os.environ, "STACK_DIR": str(STACK_DIR), "VENV": str(ROOT / ".venv")}
-    subprocess.run([str(ROOT / ".venv/bin/supervisorctl"), "-c", str(ROOT / "scripts/supervisord.conf"),
-                    *args], check=True, env=env, capture_output=True)
+def supervisorctl(stack: Stack, *args: str) -> None:
+    output = stack.supervisorctl(*args)
+    if "ERROR" in output:
+        raise SystemExit(f"supervisorctl {' '.join(args)}: {output.strip()}")
 
 
 def end_offsets(topic: str) -> int:
@@ -61,11 +61,11 @@ def pct(values: list[float], p: float) -> float:
     return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1] if ordered else float("nan")
 
 
-def throughput(events: int) -> dict[str, Any]:
+def throughput(stack: Stack, events: int) -> dict[str, Any]:
     topic = events_topic("cart")
-    supervisorctl("stop", "streaming:kafka_sink_0", "streaming:kafka_sink_1")
+    supervisorctl(stack, "stop", *SINKS)
     exchange = event_exchange("cart")
-    with Connection(AMQP_URI, transport_options={"confirm_publish": True}) as connection:
+    with Connection(stack.amqp_uri, transport_options={"confirm_publish": True}) as connection:
         producer = Producer(connection.channel())
         for i in range(events):
             envelope = make_envelope("cart", "cart_item_added",
@@ -74,7 +74,7 @@ def throughput(events: int) -> dict[str, Any]:
             producer.publish(envelope, exchange=exchange, routing_key="cart_item_added", serializer="json",
                              delivery_mode=2, declare=[exchange] if i == 0 else [])
     before = end_offsets(topic)
-    supervisorctl("start", "streaming:kafka_sink_0", "streaming:kafka_sink_1")
+    supervisorctl(stack, "start", *SINKS)
     first = last = None
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -92,12 +92,12 @@ def throughput(events: int) -> dict[str, Any]:
     return {"events": events, "seconds": round(last[0] - first[0], 2), "events_per_second": round(rate)}
 
 
-def freshness(seconds: float, rate: float) -> dict[str, Any]:
+def freshness(stack: Stack, seconds: float, rate: float) -> dict[str, Any]:
     created: list[tuple[int, float]] = []  # (order id, epoch seconds of order_created)
     stop = threading.Event()
 
     def place() -> None:
-        with ClusterRpcProxy({"AMQP_URI": AMQP_URI}, timeout=30) as rpc:
+        with ClusterRpcProxy({"AMQP_URI": stack.amqp_uri}, timeout=30) as rpc:
             email = f"bench-{time.time_ns()}@example.com"
             customer = rpc.customers.register({"name": "Bench", "email": email,
                                                "password": "correct-horse-9"})
@@ -113,19 +113,22 @@ def freshness(seconds: float, rate: float) -> dict[str, Any]:
     seen: dict[str, float] = {}  # window_start -> first visible (epoch seconds)
     windows: dict[str, dict] = {}
     end = time.time() + seconds
-    with ClusterRpcProxy({"AMQP_URI": AMQP_URI}, timeout=30) as rpc:
-        while True:
-            now = time.time()
-            if now > end:
-                stop.set()
-            for window in rpc.analytics.get_kpis(limit=50)["windows"]:
-                seen.setdefault(window["window_start"], now)
-                windows[window["window_start"]] = window
-            last_order = max((t for _, t in created), default=0)
-            if stop.is_set() and any(datetime.fromisoformat(w["window_end"]).timestamp() > last_order
-                                     for w in windows.values()):
-                break
-            time.sleep(0.2)
+    if not stack.admin_password:
+        raise SystemExit("no admin password: set ADMIN_PASSWORD or STACK_DIR (secrets/admin_password)")
+    api = Api(stack.gateway_url)
+    token = api.login(stack.admin_email, stack.admin_password)["access_token"]
+    while True:
+        now = time.time()
+        if now > end:
+            stop.set()
+        for window in api.json("GET", "/api/analytics/kpis?limit=50", token)["windows"]:
+            seen.setdefault(window["window_start"], now)
+            windows[window["window_start"]] = window
+        last_order = max((t for _, t in created), default=0)
+        if stop.is_set() and any(datetime.fromisoformat(w["window_end"]).timestamp() > last_order
+                                 for w in windows.values()):
+            break
+        time.sleep(0.2)
     placer.join()
     bounds = {start: (datetime.fromisoformat(w["window_start"]).timestamp(),
                       datetime.fromisoformat(w["window_end"]).timestamp()) for start, w in windows.items()}
@@ -151,15 +154,15 @@ def main() -> None:
     parser.add_argument("--orders-seconds", type=float, default=150, help="0 skips the freshness run")
     parser.add_argument("--order-rate", type=float, default=4)
     args = parser.parse_args()
+    stack = Stack.from_env()
     result: dict[str, Any] = {"at": datetime.now(UTC).isoformat(), "load_average": os.getloadavg(),
-                              "sink": throughput(args.events)}
+                              "sink": throughput(stack, args.events)}
     if args.orders_seconds > 0:  # 0: the throughput alone
-        result["freshness"] = freshness(args.orders_seconds, args.order_rate)
+        result["freshness"] = freshness(stack, args.orders_seconds, args.order_rate)
     result["load_average_after"] = os.getloadavg()
     print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"analytics-{int(time.time())}.json").write_text(json.dumps(result, indent=2))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"analytics-{int(time.time())}.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
