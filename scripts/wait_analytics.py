@@ -15,8 +15,10 @@ import requests
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from services.common.batch_events import queue_name
 from services.common.config import load_config
 from services.kafka_sink.routes import event_routes
+from services.kafka_sink.service import KafkaSinkService
 from services.kafka_sink.topics import bootstrap_servers
 
 TIMEOUT = float(os.environ.get("ANALYTICS_READY_TIMEOUT", "180"))
@@ -57,7 +59,7 @@ def problems() -> list[str]:
         consumers = queue_consumers()
     except requests.RequestException as exc:
         return [*found, f"RabbitMQ's management API does not answer ({exc})"]
-    sink_queues = [f"evt-{source}-{event_type}--kafka_sink.on_{source}_{event_type}"
+    sink_queues = [queue_name(source, event_type, KafkaSinkService.name)
                    for source, event_type in event_routes()]
     idle = [name for name in sink_queues if consumers.get(name, 0) < 1]
     if idle:
