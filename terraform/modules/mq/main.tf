@@ -19,31 +19,6 @@ resource "aws_secretsmanager_secret_version" "broker" {
   secret_string = jsonencode({ username = var.username, password = random_password.broker.result })
 }
 
-resource "aws_security_group" "broker" {
-  name        = "${var.name}-rabbitmq"
-  description = "Amazon MQ: AMQPS and the management API from the EKS nodes"
-  vpc_id      = var.vpc_id
-  tags        = var.tags
-}
-
-resource "aws_vpc_security_group_ingress_rule" "amqps" {
-  security_group_id            = aws_security_group.broker.id
-  description                  = "AMQPS from the EKS nodes"
-  referenced_security_group_id = var.client_security_group_id
-  ip_protocol                  = "tcp"
-  from_port                    = 5671
-  to_port                      = 5671
-}
-
-resource "aws_vpc_security_group_ingress_rule" "management" {
-  security_group_id            = aws_security_group.broker.id
-  description                  = "Management API (HTTPS) from the EKS nodes: the dead-letter tool, readiness"
-  referenced_security_group_id = var.client_security_group_id
-  ip_protocol                  = "tcp"
-  from_port                    = 443
-  to_port                      = 443
-}
-
 resource "aws_mq_broker" "this" {
   broker_name                = var.name
   engine_type                = "RabbitMQ"
@@ -53,7 +28,7 @@ resource "aws_mq_broker" "this" {
   publicly_accessible        = false
   auto_minor_version_upgrade = true
   subnet_ids                 = var.deployment_mode == "SINGLE_INSTANCE" ? [var.subnet_ids[0]] : var.subnet_ids
-  security_groups            = [aws_security_group.broker.id]
+  security_groups            = [var.security_group_id]
 
   encryption_options {
     use_aws_owned_key = false

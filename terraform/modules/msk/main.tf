@@ -1,23 +1,6 @@
 # MSK: the Kafka cluster of the analytics pipeline (kafka_sink writes, the Flink job and analytics
 # read), in the private subnets, encrypted at rest with KMS, broker logs to CloudWatch.
 
-resource "aws_security_group" "kafka" {
-  name        = "${var.name}-kafka"
-  description = "MSK brokers: Kafka from the EKS nodes"
-  vpc_id      = var.vpc_id
-  tags        = var.tags
-}
-
-resource "aws_vpc_security_group_ingress_rule" "kafka" {
-  for_each                     = { plaintext = 9092, tls = 9094 }
-  security_group_id            = aws_security_group.kafka.id
-  description                  = "Kafka (${each.key}) from the EKS nodes"
-  referenced_security_group_id = var.client_security_group_id
-  ip_protocol                  = "tcp"
-  from_port                    = each.value
-  to_port                      = each.value
-}
-
 resource "aws_cloudwatch_log_group" "kafka" {
   name              = "/msk/${var.name}"
   retention_in_days = var.log_retention_days
@@ -45,7 +28,7 @@ resource "aws_msk_cluster" "this" {
   broker_node_group_info {
     instance_type   = var.instance_type
     client_subnets  = var.subnet_ids
-    security_groups = [aws_security_group.kafka.id]
+    security_groups = [var.security_group_id]
     storage_info {
       ebs_storage_info {
         volume_size = var.volume_size

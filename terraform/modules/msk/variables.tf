@@ -21,18 +21,13 @@ variable "volume_size" {
   default     = 100
 }
 
-variable "vpc_id" {
-  description = "The VPC"
-  type        = string
-}
-
 variable "subnet_ids" {
   description = "Private subnets, one broker in each"
   type        = list(string)
 }
 
-variable "client_security_group_id" {
-  description = "Security group of the clients (the EKS nodes)"
+variable "security_group_id" {
+  description = "Its security group (modules/client_access: reachable from the EKS nodes only)"
   type        = string
 }
 

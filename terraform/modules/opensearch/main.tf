@@ -2,22 +2,6 @@
 # logsearch setup job installs the index template). Inside the VPC, encrypted, HTTPS only, with
 # fine-grained access control whose master user lives in Secrets Manager.
 
-resource "aws_security_group" "search" {
-  name        = "${var.name}-opensearch"
-  description = "OpenSearch: HTTPS from the EKS nodes"
-  vpc_id      = var.vpc_id
-  tags        = var.tags
-}
-
-resource "aws_vpc_security_group_ingress_rule" "https" {
-  security_group_id            = aws_security_group.search.id
-  description                  = "HTTPS from the EKS nodes"
-  referenced_security_group_id = var.client_security_group_id
-  ip_protocol                  = "tcp"
-  from_port                    = 443
-  to_port                      = 443
-}
-
 resource "random_password" "master" {
   length           = 32
   special          = true
@@ -109,7 +93,7 @@ resource "aws_opensearch_domain" "this" {
 
   vpc_options {
     subnet_ids         = slice(var.subnet_ids, 0, min(var.instance_count, length(var.subnet_ids)))
-    security_group_ids = [aws_security_group.search.id]
+    security_group_ids = [var.security_group_id]
   }
 
   encrypt_at_rest {

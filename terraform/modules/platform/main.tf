@@ -81,53 +81,79 @@ module "eks" {
   tags                = local.tags
 }
 
-module "mq" {
-  source                   = "../mq"
-  name                     = "${var.name}-rabbitmq"
-  instance_type            = var.mq_instance_type
-  deployment_mode          = var.mq_deployment_mode
+# ---------------------------------------------------------------- the data stores, from the EKS nodes only
+
+module "access" {
+  source = "../client_access"
+  for_each = {
+    rabbitmq = {
+      description = "Amazon MQ: AMQPS and the management API from the EKS nodes"
+      ports       = { "AMQPS" = 5671, "Management API (HTTPS: the dead-letter tool, readiness)" = 443 }
+    }
+    kafka = {
+      description = "MSK brokers: Kafka from the EKS nodes"
+      ports       = { "Kafka (plaintext)" = 9092, "Kafka (TLS)" = 9094 }
+    }
+    postgres = {
+      description = "RDS PostgreSQL from the EKS nodes"
+      ports       = { "PostgreSQL" = 5432 }
+    }
+    opensearch = {
+      description = "OpenSearch: HTTPS from the EKS nodes"
+      ports       = { "HTTPS" = 443 }
+    }
+  }
+  name                     = "${var.name}-${each.key}"
+  description              = each.value.description
+  ports                    = each.value.ports
   vpc_id                   = module.network.vpc_id
-  subnet_ids               = module.network.private_subnet_ids
   client_security_group_id = module.eks.node_security_group_id
-  kms_key_arn              = aws_kms_key.this.arn
   tags                     = local.tags
+}
+
+module "mq" {
+  source            = "../mq"
+  name              = "${var.name}-rabbitmq"
+  instance_type     = var.mq_instance_type
+  deployment_mode   = var.mq_deployment_mode
+  subnet_ids        = module.network.private_subnet_ids
+  security_group_id = module.access["rabbitmq"].id
+  kms_key_arn       = aws_kms_key.this.arn
+  tags              = local.tags
 }
 
 module "msk" {
-  source                   = "../msk"
-  name                     = "${var.name}-kafka"
-  instance_type            = var.msk_instance_type
-  vpc_id                   = module.network.vpc_id
-  subnet_ids               = module.network.private_subnet_ids
-  client_security_group_id = module.eks.node_security_group_id
-  kms_key_arn              = aws_kms_key.this.arn
-  tags                     = local.tags
+  source            = "../msk"
+  name              = "${var.name}-kafka"
+  instance_type     = var.msk_instance_type
+  subnet_ids        = module.network.private_subnet_ids
+  security_group_id = module.access["kafka"].id
+  kms_key_arn       = aws_kms_key.this.arn
+  tags              = local.tags
 }
 
 module "rds" {
-  source                   = "../rds"
-  name                     = "${var.name}-postgres"
-  instance_class           = var.rds_instance_class
-  multi_az                 = var.rds_multi_az
-  deletion_protection      = var.deletion_protection
-  vpc_id                   = module.network.vpc_id
-  subnet_ids               = module.network.private_subnet_ids
-  client_security_group_id = module.eks.node_security_group_id
-  kms_key_arn              = aws_kms_key.this.arn
-  tags                     = local.tags
+  source              = "../rds"
+  name                = "${var.name}-postgres"
+  instance_class      = var.rds_instance_class
+  multi_az            = var.rds_multi_az
+  deletion_protection = var.deletion_protection
+  subnet_ids          = module.network.private_subnet_ids
+  security_group_id   = module.access["postgres"].id
+  kms_key_arn         = aws_kms_key.this.arn
+  tags                = local.tags
 }
 
 module "opensearch" {
-  source                   = "../opensearch"
-  name                     = "${var.name}-logs"
-  instance_type            = var.opensearch_instance_type
-  instance_count           = var.opensearch_instance_count
-  dedicated_master         = var.opensearch_dedicated_master
-  vpc_id                   = module.network.vpc_id
-  subnet_ids               = module.network.private_subnet_ids
-  client_security_group_id = module.eks.node_security_group_id
-  kms_key_arn              = aws_kms_key.this.arn
-  tags                     = local.tags
+  source            = "../opensearch"
+  name              = "${var.name}-logs"
+  instance_type     = var.opensearch_instance_type
+  instance_count    = var.opensearch_instance_count
+  dedicated_master  = var.opensearch_dedicated_master
+  subnet_ids        = module.network.private_subnet_ids
+  security_group_id = module.access["opensearch"].id
+  kms_key_arn       = aws_kms_key.this.arn
+  tags              = local.tags
 }
 
 module "ecr" {

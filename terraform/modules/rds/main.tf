@@ -2,22 +2,6 @@
 # docker/postgres/init-databases.sh run once against it; docs/deployment.md). The master password
 # is managed by RDS in Secrets Manager: it never passes through Terraform's code or variables.
 
-resource "aws_security_group" "db" {
-  name        = "${var.name}-postgres"
-  description = "RDS PostgreSQL from the EKS nodes"
-  vpc_id      = var.vpc_id
-  tags        = var.tags
-}
-
-resource "aws_vpc_security_group_ingress_rule" "postgres" {
-  security_group_id            = aws_security_group.db.id
-  description                  = "PostgreSQL from the EKS nodes"
-  referenced_security_group_id = var.client_security_group_id
-  ip_protocol                  = "tcp"
-  from_port                    = 5432
-  to_port                      = 5432
-}
-
 resource "aws_db_subnet_group" "this" {
   name       = var.name
   subnet_ids = var.subnet_ids
@@ -84,7 +68,7 @@ resource "aws_db_instance" "this" {
   master_user_secret_kms_key_id = var.kms_key_arn
 
   db_subnet_group_name   = aws_db_subnet_group.this.name
-  vpc_security_group_ids = [aws_security_group.db.id]
+  vpc_security_group_ids = [var.security_group_id]
   parameter_group_name   = aws_db_parameter_group.this.name
   publicly_accessible    = false
   multi_az               = var.multi_az
