@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
-from services.common.batch_events import AckWindow, queue_name
+from services.common.batch_events import AckWindow, BatchEventHandler, queue_name
+from services.common.telemetry import call_fields, entrypoint_kind
 
 
 class FakeChannel:
@@ -83,3 +85,10 @@ def test_a_reconnection_between_successful_batches_acks_each_channel_separately(
 def test_queues_keep_the_names_of_a_handler_per_event():
     assert queue_name("orders", "order_created", "kafka_sink") == \
         "evt-orders-order_created--kafka_sink.on_orders_order_created"
+
+
+def test_telemetry_names_a_batch_call_and_counts_its_events():
+    entrypoint = BatchEventHandler([("toys", "made")])
+    assert entrypoint_kind(entrypoint) == "event_batch"
+    worker_ctx = SimpleNamespace(entrypoint=entrypoint, args=([{}, {}, {}],), kwargs={})
+    assert call_fields(worker_ctx, "event_batch") == {"events": 3}
