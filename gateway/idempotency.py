@@ -8,7 +8,9 @@ concurrent duplicate waits for the first to finish and then gets its answer.
 
   * same key, same request: the stored answer, replayed (``Idempotent-Replayed: true``)
   * same key, another request: 422 ``idempotency-key-reused``
-  * 5xx answers are not stored: the key is released so a retry runs again
+  * 5xx answers are not stored: the key is released so a retry runs again; the
+    retry cannot make a second order, because create_order gets the key too
+    (``request_key``) and orders returns the order a lost answer was about
 
 Records live in Redis when ``REDIS_URL`` is set (shared by replicas, kept
 across restarts) and in process memory otherwise.
@@ -118,6 +120,17 @@ def _replay(record: dict[str, Any]) -> Response:
         response.headers[name] = value
     response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def request_key() -> str | None:
+    """This request's Idempotency-Key as orders' ``request_key`` (None without the header).
+
+    Hashed, so any valid key fits the column and the client's text stays out of the database.
+    Passed down, it closes what the Redis record alone leaves open: an order made by a call whose
+    answer never came (a timeout, a gateway that died mid-request) is found again on the retry.
+    """
+    key = request.headers.get(HEADER)
+    return None if key is None else f"idempotency-key:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def idempotent(view: F) -> F:

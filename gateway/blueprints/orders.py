@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from gateway import rpc
 from gateway.auth import User, current_user, login_required
 from gateway.errors import ApiError
-from gateway.idempotency import idempotent
+from gateway.idempotency import idempotent, request_key
 from gateway.openapi import operation
 from gateway.schemas import (
     CancelRequest,
@@ -54,7 +54,8 @@ def _owner(user: User) -> int | None:
 def create_order() -> ResponseReturnValue:
     schema = OrderCreateRequest()
     data = json_body(schema)
-    order = rpc.call("orders", "create_order", customer_id=current_user().id, items=schema.items_of(data))
+    order = rpc.call("orders", "create_order", customer_id=current_user().id, items=schema.items_of(data),
+                     request_key=request_key())
     return accepted(order)
 
 

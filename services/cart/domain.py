@@ -6,6 +6,7 @@ Pure code (no broker, no database) so the rules are unit-tested directly.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from services.common.errors import Conflict, ValidationFailed
@@ -55,3 +56,13 @@ def remaining_after_checkout(current: Mapping[int, int], ordered: Mapping[int, i
         if left > 0:
             remaining[product_id] = left
     return remaining
+
+
+def checkout_key(cart_updated_at: datetime) -> str:
+    """The request key of a checkout: one per state of the cart.
+
+    A checkout that timed out and is tried again, with the cart unchanged, asks orders with the same
+    key and gets the order the first attempt made; any change to the cart makes the next checkout
+    a new order.
+    """
+    return f"cart-checkout:{cart_updated_at.isoformat()}"

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from services.cart.domain import (
     added_quantity,
+    checkout_key,
     ensure_available,
     ensure_room,
     order_items,
@@ -137,14 +138,19 @@ class CartService:
         """Place an order for the cart's lines; the cart changes only once the order exists.
 
         Any error from orders (typed, or ServiceUnavailable) propagates with
-        the cart untouched, so the customer can simply try again.
+        the cart untouched, so the customer can simply try again: the retry
+        carries the same request key, so an order the first attempt made
+        despite the error is returned rather than made twice.
         """
         customer_id = require_id(customer_id, "customer_id")
         with self.store.get_session(close_on_exit=True) as session:
-            ordered = _lines(session.get(Cart, customer_id))
-        if not ordered:
-            raise Conflict("cart is empty")
-        order = self.orders.call("create_order", customer_id=customer_id, items=order_items(ordered))
+            cart = session.get(Cart, customer_id)
+            ordered = _lines(cart)
+            if not ordered:
+                raise Conflict("cart is empty")
+            request_key = checkout_key(cart.updated_at)
+        order = self.orders.call("create_order", customer_id=customer_id, items=order_items(ordered),
+                                 request_key=request_key)
         with self.store.transaction() as tx:
             cart = _locked_cart(tx.session, customer_id)
             remaining = remaining_after_checkout(_lines(cart), ordered)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.store import UtcDateTime, messaging_tables, utcnow
@@ -15,9 +15,12 @@ class Base(DeclarativeBase):
 
 class Order(Base):
     __tablename__ = "orders"
+    # a caller's retry of create_order (same customer, same request key) finds the order it made
+    __table_args__ = (Index("uq_orders_customer_request_key", "customer_id", "request_key", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    request_key: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)

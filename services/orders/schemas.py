@@ -16,6 +16,8 @@ class ItemSchema(Schema):
 class CreateOrderSchema(Schema):
     customer_id = Id(required=True)
     items = fields.List(fields.Nested(ItemSchema), required=True, validate=validate.Length(min=1, max=100))
+    #: the caller's name for this request: a retry with the same key gets the same order
+    request_key = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=100))
 
 
 class OrderQuerySchema(PageSchema):

@@ -9,6 +9,7 @@ from typing import Any
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from services.common.errors import Conflict, NotFound
 from services.common.items import merge_quantities
@@ -60,29 +61,54 @@ class OrdersService:
         return SagaRunner(self.store, Participants(self.inventory, self.payments, self.shipping))
 
     @rpc
-    def create_order(self, customer_id: int, items: list) -> dict:
-        data = load(CreateOrderSchema(), {"customer_id": customer_id, "items": items})
+    def create_order(self, customer_id: int, items: list, request_key: str | None = None) -> dict:
+        """Accept an order (PENDING; the saga takes it from there).
+
+        ``request_key`` makes a retry safe: a caller that timed out and calls again with the same key
+        (the gateway passes the client's Idempotency-Key, the cart one per cart state) gets the
+        order the first call made instead of a second one.
+        """
+        data = load(CreateOrderSchema(),
+                    {"customer_id": customer_id, "items": items, "request_key": request_key})
+        if data["request_key"] is not None:
+            existing = self._order_for_request(data["customer_id"], data["request_key"])
+            if existing is not None:
+                return existing
         quantities = merge_quantities(data["items"])
         products = self.catalog.call("get_products", list(quantities))
         priced = pricing.price_order(quantities, products)
-        with self.store.transaction() as tx:
-            order = Order(
-                customer_id=data["customer_id"], status=saga.Status.PENDING.value,
-                currency=priced.currency, total_cents=priced.total_cents,
-                correlation_id=self.correlation.id, next_attempt_at=utcnow() + FIRST_CHECK,
-            )
-            tx.session.add(order)
-            tx.session.flush()
-            tx.session.add_all(
-                OrderItem(order_id=order.id, product_id=line.product_id, sku=line.sku, name=line.name,
-                          quantity=line.quantity, unit_price_cents=line.unit_price_cents,
-                          line_total_cents=line.total_cents)
-                for line in priced.lines
-            )
-            tx.session.flush()
-            tx.session.refresh(order)
-            record_status(tx, order, saga.Status.PENDING)
-            return order_schema.dump(order)
+        try:
+            with self.store.transaction() as tx:
+                order = Order(
+                    customer_id=data["customer_id"], request_key=data["request_key"],
+                    status=saga.Status.PENDING.value, currency=priced.currency,
+                    total_cents=priced.total_cents, correlation_id=self.correlation.id,
+                    next_attempt_at=utcnow() + FIRST_CHECK,
+                )
+                tx.session.add(order)
+                tx.session.flush()
+                tx.session.add_all(
+                    OrderItem(order_id=order.id, product_id=line.product_id, sku=line.sku, name=line.name,
+                              quantity=line.quantity, unit_price_cents=line.unit_price_cents,
+                              line_total_cents=line.total_cents)
+                    for line in priced.lines
+                )
+                tx.session.flush()
+                tx.session.refresh(order)
+                record_status(tx, order, saga.Status.PENDING)
+                return order_schema.dump(order)
+        except IntegrityError:
+            # a concurrent call with the same key committed first: its order is the answer
+            existing = self._order_for_request(data["customer_id"], data["request_key"])
+            if existing is None:
+                raise
+            return existing
+
+    def _order_for_request(self, customer_id: int, request_key: str | None) -> dict | None:
+        with self.store.get_session(close_on_exit=True) as session:
+            order = session.scalars(select(Order).where(Order.customer_id == customer_id,
+                                                        Order.request_key == request_key)).first()
+            return None if order is None else order_schema.dump(order)
 
     @rpc
     def get_order(self, order_id: int, customer_id: int | None = None) -> dict:

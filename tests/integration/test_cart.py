@@ -35,8 +35,8 @@ class OrdersStandIn:
     name = "orders"
 
     @rpc
-    def create_order(self, customer_id: int, items: list) -> dict:
-        ORDERS_CALLS.append({"customer_id": customer_id, "items": items})
+    def create_order(self, customer_id: int, items: list, request_key: str) -> dict:
+        ORDERS_CALLS.append({"customer_id": customer_id, "items": items, "request_key": request_key})
         if ORDERS_FAILURE:
             raise ORDERS_FAILURE[0]
         return {**ORDER, "customer_id": customer_id, "items": items}
@@ -150,8 +150,8 @@ def test_checkout_places_the_order_then_empties_the_cart(cart):
 
     order = cart.checkout(5)
     assert order["id"] == 7 and order["status"] == "PENDING"
-    assert ORDERS_CALLS == [{"customer_id": 5, "items": [{"product_id": 1, "quantity": 2},
-                                                         {"product_id": 3, "quantity": 1}]}]
+    assert [{k: v for k, v in call.items() if k != "request_key"} for call in ORDERS_CALLS] == [
+        {"customer_id": 5, "items": [{"product_id": 1, "quantity": 2}, {"product_id": 3, "quantity": 1}]}]
     assert cart.get_cart(5)["items"] == []
     assert lines(cart.get_cart(6)) == [(1, 1)]  # another customer's cart is untouched
     with pytest.raises(Conflict, match="cart is empty"):
@@ -175,6 +175,19 @@ def test_a_failed_order_leaves_the_cart_intact(cart, failure):
     ORDERS_FAILURE.clear()  # the customer retries once the problem is gone
     assert cart.checkout(5)["id"] == 7
     assert cart.get_cart(5)["items"] == []
+    # the retry named the same request: had orders made the order despite the error, it returns it
+    first, retry = ORDERS_CALLS
+    assert first["request_key"] == retry["request_key"]
+
+
+def test_each_state_of_the_cart_checks_out_under_its_own_request_key(cart):
+    cart.add_item(5, {"product_id": 1, "quantity": 2})
+    cart.checkout(5)
+    cart.add_item(5, {"product_id": 1, "quantity": 2})  # the same lines again, later: a new order
+    cart.checkout(5)
+    first, second = ORDERS_CALLS
+    assert first["items"] == second["items"]
+    assert first["request_key"] != second["request_key"]
 
 
 def test_orders_down_is_unavailable_and_keeps_the_cart(container, rpc_client):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
+import eventlet
 import pytest
 
 from services.catalog.service import CatalogService
@@ -170,12 +171,41 @@ def test_bad_orders_are_refused_and_write_nothing(platform):
     for customer_id, items in bad_inputs:
         with pytest.raises(ValidationFailed):
             orders.create_order(customer_id=customer_id, items=items)
+    for request_key in ["", "k" * 101, 7, ["k"]]:
+        with pytest.raises(ValidationFailed):
+            orders.create_order(customer_id=3, items=[{"product_id": product["id"], "quantity": 1}],
+                                request_key=request_key)
     with pytest.raises(ValidationFailed):
         orders.get_order("1 OR 1=1")
     with pytest.raises(ValidationFailed):
         orders.list_orders({"status": "'; --"})
     assert orders.list_orders({})["total"] == 0
     assert CALLS == []
+
+
+def test_a_retry_with_the_same_request_key_gets_the_same_order(platform):
+    orders, product = platform
+    items = [{"product_id": product["id"], "quantity": 1}]
+    first = orders.create_order(customer_id=3, items=items, request_key="checkout-1")
+    assert orders.create_order(customer_id=3, items=items, request_key="checkout-1")["id"] == first["id"]
+    # another key, or another customer with the same key, is another order
+    assert orders.create_order(customer_id=3, items=items, request_key="checkout-2")["id"] != first["id"]
+    assert orders.create_order(customer_id=4, items=items, request_key="checkout-1")["id"] != first["id"]
+    assert orders.create_order(customer_id=3, items=items)["id"] != first["id"]
+    assert orders.list_orders({})["total"] == 4
+    wait_status(orders, first["id"], {"CONFIRMED"})
+    assert CALLS.count(("charge", first["id"], 1899, "USD")) == 1
+
+
+def test_concurrent_calls_with_one_request_key_make_one_order(platform, rpc_client):
+    _, product = platform
+    proxies = [rpc_client("orders") for _ in range(6)]
+    pool = eventlet.GreenPool(6)
+    made = list(pool.imap(lambda proxy: proxy.create_order(
+        customer_id=3, items=[{"product_id": product["id"], "quantity": 1}], request_key="twice")["id"],
+        proxies))
+    assert len(set(made)) == 1
+    assert proxies[0].list_orders({})["total"] == 1
 
 
 def test_a_participant_outage_is_retried_until_it_answers(platform, caplog):

@@ -1,9 +1,12 @@
+from datetime import UTC, datetime
+
 import pytest
 
 from services.cart.domain import (
     MAX_LINE_QUANTITY,
     MAX_LINES,
     added_quantity,
+    checkout_key,
     ensure_available,
     ensure_room,
     order_items,
@@ -45,3 +48,10 @@ def test_checkout_removes_exactly_what_was_ordered():
     assert remaining_after_checkout({1: 5, 2: 1, 3: 4}, ordered) == {1: 3, 3: 4}
     # lowered or removed meanwhile: nothing negative is left behind
     assert remaining_after_checkout({1: 1}, ordered) == {}
+
+
+def test_a_checkout_is_named_after_the_state_of_the_cart():
+    moment = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
+    assert checkout_key(moment) == checkout_key(moment)
+    assert checkout_key(moment) != checkout_key(moment.replace(microsecond=123457))
+    assert len(checkout_key(moment)) <= 100  # orders' request_key column

@@ -119,7 +119,7 @@ def test_an_undocumented_route_is_caught() -> None:
 def test_orders_accept_items_and_the_shorthand() -> None:
     from gateway.testing import bearer, token_for
 
-    transport = FakeTransport().on("orders", "create_order", lambda customer_id, items: ORDER)
+    transport = FakeTransport().on("orders", "create_order", lambda customer_id, items, request_key: ORDER)
     app = create_app(settings_for_tests(), transport=transport)
     client = app.test_client()
     auth = bearer(token_for(app, 5))
@@ -131,7 +131,8 @@ def test_orders_accept_items_and_the_shorthand() -> None:
                                                       {"product_id": 3, "quantity": 1}]}, headers=auth)
     assert full.status_code == 202
     calls = transport.calls_to("orders", "create_order")
-    assert calls[0].kwargs == {"customer_id": 5, "items": [{"product_id": 1, "quantity": 2}]}
+    assert calls[0].kwargs == {"customer_id": 5, "items": [{"product_id": 1, "quantity": 2}],
+                               "request_key": None}
     assert calls[1].kwargs["items"] == [{"product_id": 1, "quantity": 2}, {"product_id": 3, "quantity": 1}]
     for bad in ({}, {"product_id": 1}, {"items": []}, {"items": [{"product_id": 1}]},
                 {"items": [{"product_id": 1, "quantity": 1}], "product_id": 1},

@@ -207,8 +207,8 @@ def test_ops_endpoints_are_not_limited() -> None:
 def ordering() -> tuple[Flask, FakeTransport, dict[str, str]]:
     counter = iter(range(100, 1000))
     transport = FakeTransport().on("orders", "create_order",
-                                   lambda customer_id, items: {**ORDER, "id": next(counter),
-                                                               "customer_id": customer_id})
+                                   lambda customer_id, items, request_key: {**ORDER, "id": next(counter),
+                                                                            "customer_id": customer_id})
     app = create_app(settings_for_tests(), transport=transport)
     return app, transport, bearer(token_for(app, 5))
 
@@ -285,6 +285,18 @@ def test_a_5xx_is_not_stored(ordering: Any) -> None:
     assert client.post("/api/orders", json=body, headers=headers).status_code == 503
     transport.on("orders", "create_order", original)
     assert client.post("/api/orders", json=body, headers=headers).status_code == 202
+    # had the first call made its order after all, orders would know the retry by its request key
+    failed, retried = (call.kwargs["request_key"] for call in transport.calls_to("orders", "create_order"))
+    assert failed == retried and failed.startswith("idempotency-key:") and "retry-me" not in failed
+    assert len(failed) <= 100  # orders' request_key column
+
+
+def test_an_order_without_idempotency_key_has_no_request_key(ordering: Any) -> None:
+    app, transport, auth = ordering
+    assert app.test_client().post("/api/orders", json={"product_id": 1, "quantity": 1},
+                                  headers=auth).status_code == 202
+    (call,) = transport.calls_to("orders", "create_order")
+    assert call.kwargs["request_key"] is None
 
 
 def test_business_errors_are_replayed(ordering: Any) -> None:
@@ -321,7 +333,7 @@ def test_checkout_is_idempotent_too(ordering: Any) -> None:
 def test_idempotency_records_survive_in_redis_across_apps() -> None:
     redis = _redis()
     namespace = f"unit-{uuid.uuid4().hex[:8]}"
-    transport = FakeTransport().on("orders", "create_order", lambda customer_id, items: ORDER)
+    transport = FakeTransport().on("orders", "create_order", lambda customer_id, items, request_key: ORDER)
     settings = settings_for_tests(redis_namespace=namespace)
     first = create_app(settings, transport=transport, redis=redis)
     second = create_app(settings, transport=transport, redis=redis)  # a restarted or other replica
@@ -346,7 +358,7 @@ def test_redis_trouble_is_a_503_not_a_500() -> None:
 
             return fail
 
-    transport = FakeTransport().on("orders", "create_order", lambda customer_id, items: ORDER)
+    transport = FakeTransport().on("orders", "create_order", lambda customer_id, items, request_key: ORDER)
     app = create_app(settings_for_tests(), transport=transport, redis=DeadRedis())
     response = app.test_client().post("/api/orders", json={"product_id": 1, "quantity": 1},
                                       headers={**bearer(token_for(app, 5)), "Idempotency-Key": "k"})
