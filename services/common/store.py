@@ -144,8 +144,12 @@ class UnitOfWork:
     def correlation_id(self) -> str | None:
         return self._worker_ctx.data.get("correlation_id")
 
-    def emit(self, event_type: str, payload: dict[str, Any], aggregate_id: Any = None) -> dict[str, Any]:
+    def emit(self, event_type: str, payload: dict[str, Any], aggregate_id: Any = None,
+             correlation_id: str | None = None) -> dict[str, Any]:
         """Record an event; it is published only if this transaction commits.
+
+        The envelope carries ``correlation_id`` when given (a timer's worker has none of its own:
+        it passes the one its record kept), else the running call's.
 
         The payload must match the schema the service declared for the event
         type: consumers rely on that contract, so a mismatch is a bug and
@@ -161,7 +165,7 @@ class UnitOfWork:
             self._store.container.service_name,
             event_type,
             payload,
-            correlation_id=self.correlation_id,
+            correlation_id=correlation_id or self.correlation_id,
             aggregate_id=aggregate_id,
         )
         self.session.execute(

@@ -25,6 +25,8 @@ class Shipment(Base):
     customer_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=SCHEDULED)
     tracking_number: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    #: the scheduling call's (the order's request): the timer's events carry it, so one search finds them
+    correlation_id: Mapped[str | None] = mapped_column(String(100))
     scheduled_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     shipped_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -57,7 +57,8 @@ def _move(tx: UnitOfWork, shipment: Shipment, status: str, now: datetime) -> Non
     """Change status, stamp the moment, and announce it in the same transaction."""
     shipment.status = status
     setattr(shipment, domain.TIMESTAMPS[status], now)
-    tx.emit(domain.EVENTS[status], _event_payload(shipment), aggregate_id=shipment.order_id)
+    tx.emit(domain.EVENTS[status], _event_payload(shipment), aggregate_id=shipment.order_id,
+            correlation_id=shipment.correlation_id)
 
 
 class ShippingService:
@@ -83,6 +84,7 @@ class ShippingService:
                     status=domain.SCHEDULED,
                     tracking_number=domain.new_tracking_number(),
                     scheduled_at=utcnow(),
+                    correlation_id=tx.correlation_id,
                 )
                 tx.session.add(shipment)
                 tx.session.flush()

@@ -4,6 +4,7 @@ import time
 import pytest
 from nameko.events import event_handler
 from nameko.exceptions import IncorrectSignature
+from nameko.standalone.rpc import ServiceRpcProxy
 
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.shipping.service import ShippingService
@@ -148,6 +149,20 @@ def test_timer_ships_then_delivers(shipping, events, monkeypatch):
     assert [t for t, _ in events_for(10)] == ["shipment_scheduled", "shipment_shipped", "shipment_delivered"]
     assert events_for(10)[2][1] == {"order_id": 10, "customer_id": 7, "shipment_id": shipment["shipment_id"],
                                      "tracking_number": shipment["tracking_number"]}
+
+
+def test_the_timers_events_carry_the_correlation_id_of_the_scheduling_call(shipping, events, rabbit_config,
+                                                                            monkeypatch):
+    with ServiceRpcProxy("shipping", rabbit_config, context_data={"correlation_id": "order-journey-10"},
+                         timeout=10) as proxy:
+        proxy.schedule_shipment(10, 7)
+    monkeypatch.setenv("SHIPPING_SHIP_AFTER_SECONDS", "0.2")
+    monkeypatch.setenv("SHIPPING_DELIVER_AFTER_SECONDS", "0.5")
+    wait_for(lambda: len(events_for(10)) == 3, timeout=10, interval=0.05, what="three events of order 10")
+    # the timer's worker has no correlation id of its own: its events carry the order's
+    assert [(e["type"], e["correlation_id"]) for e in events if e["payload"]["order_id"] == 10] == [
+        ("shipment_scheduled", "order-journey-10"), ("shipment_shipped", "order-journey-10"),
+        ("shipment_delivered", "order-journey-10")]
 
 
 def test_timer_works_through_more_than_one_batch(shipping, monkeypatch):
