@@ -130,7 +130,12 @@ def request_key() -> str | None:
     answer never came (a timeout, a gateway that died mid-request) is found again on the retry.
     """
     key = request.headers.get(HEADER)
-    return None if key is None else f"idempotency-key:{hashlib.sha256(key.encode()).hexdigest()}"
+    return None if key is None else f"idempotency-key:{key_digest(key)}"
+
+
+def key_digest(key: str) -> str:
+    """What is kept of a client's key: its SHA-256, so any valid key has one length."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def idempotent(view: F) -> F:
@@ -147,7 +152,7 @@ def idempotent(view: F) -> F:
         settings = current_app.extensions["gateway.settings"]
         store: Store = current_app.extensions["gateway.idempotency"]
         user = current_user()
-        record_key = f"{user.id}:{hashlib.sha256(key.encode()).hexdigest()}"
+        record_key = f"{user.id}:{key_digest(key)}"
         mine = fingerprint()
 
         deadline = time.monotonic() + WAIT_SECONDS

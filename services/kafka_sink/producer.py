@@ -94,17 +94,15 @@ class KafkaPublisher:
         say) is returned: the batch handler requeues its message, and after the delivery limit
         RabbitMQ parks it in the dead-letter queue.
         """
-        records: list[dict[str, Any]] = []
-        waiting: list[int] = []
+        records: dict[int, dict[str, Any]] = {}  # index in envelopes -> its record
         refused: list[int] = []
         for index, envelope in enumerate(envelopes):
             try:
-                records.append(record_for(envelope))
-                waiting.append(index)
+                records[index] = record_for(envelope)
             except ValueError as exc:  # an occurred_at that is no ISO time: no retry will mend it
                 log.error("cannot write %s %s to Kafka: %s", envelope["type"], envelope["event_id"], exc)
-                records.append({})
                 refused.append(index)
+        waiting = list(records)
         backoff = 0.1
         counted = False
         try:
@@ -119,7 +117,7 @@ class KafkaPublisher:
                     self.retrying += 1
                     counted = True
                 log.warning("Kafka unavailable for %d of %d events (%s: %s); retrying in %.1fs",
-                            len(retry), len(records), type(failure).__name__, failure, backoff)
+                            len(retry), len(envelopes), type(failure).__name__, failure, backoff)
                 eventlet.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 waiting = retry
@@ -127,7 +125,7 @@ class KafkaPublisher:
             if counted:
                 self.retrying -= 1
 
-    def _send(self, records: list[dict[str, Any]], indices: list[int],
+    def _send(self, records: dict[int, dict[str, Any]], indices: list[int],
               refused: list[int]) -> tuple[list[int], KafkaError | None, KafkaProducer | None]:
         """Send ``records[i]`` for each index and wait for Kafka's answers; what to retry, why, and on
         which producer. Refused indices are appended to ``refused``."""
