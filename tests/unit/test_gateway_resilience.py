@@ -29,7 +29,8 @@ def _redis() -> Any:
     try:
         client.ping()
     except redis.RedisError:
-        pytest.skip("no Redis at REDIS_URL")
+        # make test starts Redis (scripts/infra.sh): a missing one is a failure, not a pass
+        pytest.fail("no Redis at REDIS_URL; start it with: bash scripts/infra.sh start redis")
     return client
 
 
