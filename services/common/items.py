@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from services.common.errors import ValidationFailed
-from services.common.schemas import MAX_QUANTITY
+from services.common.limits import MAX_QUANTITY
 
 
 def merge_quantities(items: Iterable[dict[str, Any]]) -> dict[int, int]:

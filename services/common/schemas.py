@@ -7,13 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from services.common.errors import ValidationFailed
-
-#: ids are 32-bit database integers
-MAX_ID = 2**31 - 1
-#: the most of one product a single order or reservation may hold
-MAX_QUANTITY = 10_000
-#: the largest amount of money any record holds
-MAX_CENTS = 10**12
+from services.common.limits import MAX_CENTS, MAX_ID, MAX_QUANTITY
 
 
 def Id(**kw: Any) -> fields.Integer:

@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, noload
 
-from services.orders import saga
+from services.orders.domain import saga
 from services.orders.models import Order, StatusChange
 
 
@@ -59,7 +59,7 @@ def _sagas(session: Session) -> Iterator[Any]:
         step = saga.next_step(order.saga)
         if step is not None:
             steps[(step.value, str(order.compensating).lower())] += 1
-        retrying += order.attempts > 0
+        retrying += order.attempts > 0 and order.stalled_reason is None
     gauge = GaugeMetricFamily("orders_saga_active", "Sagas with a step due, by that step",
                               labels=["step", "compensating"])
     for (step, compensating), count in steps.items():
@@ -67,6 +67,9 @@ def _sagas(session: Session) -> Iterator[Any]:
     yield gauge
     yield GaugeMetricFamily("orders_saga_retrying", "Sagas waiting to retry a step that failed technically",
                             value=retrying)
+    stalled = session.scalar(select(func.count()).where(Order.stalled_reason.is_not(None)))
+    yield GaugeMetricFamily("orders_saga_stalled", "Sagas parked after too many technical failures in a row, "
+                            "waiting for an operator (make stalled)", value=stalled)
     awaiting = session.scalar(select(func.count()).where(Order.status == saga.Status.CONFIRMED.value,
                                                          Order.saga_active.is_(False)))
     yield GaugeMetricFamily("orders_saga_awaiting_shipment", "Confirmed orders waiting for shipping's events",

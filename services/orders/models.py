@@ -6,7 +6,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, 
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.store import UtcDateTime, messaging_tables, utcnow
-from services.orders.saga import SagaState, Status
+from services.orders.domain.saga import SagaState, Status
 
 
 class Base(DeclarativeBase):
@@ -40,6 +40,8 @@ class Order(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     lease_token: Mapped[str | None] = mapped_column(String(32))
+    #: set when the saga was parked after too many technical failures in a row (why); cleared on resume
+    stalled_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 

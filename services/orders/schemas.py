@@ -5,7 +5,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.common.schemas import Cents, Currency, Id, PageSchema, Quantity, text
-from services.orders.saga import STATUS_EVENTS, Status
+from services.orders.domain.saga import STATUS_EVENTS, Status
 
 
 class ItemSchema(Schema):
@@ -53,15 +53,22 @@ class OrderSchema(Schema):
     currency = fields.String()
     total_cents = fields.Integer()
     tracking_number = fields.String(allow_none=True)
-    cancellation_requested = fields.Method("_cancellation_requested")
+    cancellation_requested = fields.Boolean()
+    #: why the saga is parked waiting for an operator (None while it runs)
+    stalled_reason = fields.String(allow_none=True)
     items = fields.List(fields.Nested(OrderItemSchema))
     history = fields.List(fields.Nested(StatusChangeSchema))
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 
-    def _cancellation_requested(self, order: object) -> bool:
-        return bool(getattr(order, "compensating", False)) and getattr(order, "compensation_target", None) \
-            == Status.CANCELLED.value
+
+class StalledOrderSchema(Schema):
+    id = fields.Integer()
+    customer_id = fields.Integer()
+    status = fields.String()
+    attempts = fields.Integer()
+    stalled_reason = fields.String()
+    updated_at = fields.DateTime()
 
 
 # --- events -----------------------------------------------------------------
@@ -75,7 +82,7 @@ class OrderCreatedItemSchema(Schema):
 
 
 class OrderEventSchema(Schema):
-    """What every order status event carries (see ``runner.order_event``)."""
+    """What every order status event carries (see ``use_cases.order_event``)."""
 
     order_id = Id(required=True)
     customer_id = Id(required=True)

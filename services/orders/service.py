@@ -1,47 +1,69 @@
-"""Orders: accepts orders and drives each one's saga to a final state."""
+"""Orders: nameko entrypoints over the use cases (services/orders/use_cases.py).
+
+Each entrypoint validates its input, runs one use case with the SQLAlchemy unit of work and the RPC
+ports, and translates the domain's exceptions into the typed RPC errors callers receive.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
-from datetime import timedelta
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from services.common.errors import Conflict, NotFound
+from services.common.config import setting
+from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common.items import merge_quantities
 from services.common.messaging import event_handler
 from services.common.rpc import UNREACHABLE, Correlation, RemoteService, rpc
 from services.common.schemas import load, require_id
-from services.common.store import Store, paginate, utcnow
+from services.common.store import Store, utcnow
 from services.common.telemetry import Telemetry
-from services.orders import pricing, saga
+from services.orders import use_cases
+from services.orders.adapters.rpc_ports import RpcCatalog, RpcParticipants
+from services.orders.adapters.unit_of_work import unit_of_work
+from services.orders.domain.errors import CannotCancel, InvalidOrder, NotStalled, OrderNotFound
+from services.orders.domain.saga import RetryPolicy
 from services.orders.metrics import collect as collect_metrics
-from services.orders.models import Base, Order, OrderItem
-from services.orders.runner import (
-    FIRST_CHECK,
-    Participants,
-    SagaRunner,
-    apply_to_order,
-    due_orders,
-    load_for_update,
-    record_status,
-)
+from services.orders.models import Base
 from services.orders.schemas import (
     EVENT_SCHEMAS,
     CancelSchema,
     CreateOrderSchema,
     OrderQuerySchema,
     OrderSchema,
+    StalledOrderSchema,
 )
 
 log = logging.getLogger(__name__)
 order_schema = OrderSchema()
-#: how long a recovery kick keeps the timer from kicking the same order again
-KICK_GRACE = timedelta(seconds=10)
+stalled_schema = StalledOrderSchema(many=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def domain_errors(method: F) -> F:
+    """Translate the domain's refusals into the typed errors that cross RPC."""
+
+    @functools.wraps(method)
+    def translated(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except OrderNotFound as exc:
+            raise NotFound(str(exc)) from None
+        except InvalidOrder as exc:
+            raise ValidationFailed(str(exc), exc.details) from None
+        except (CannotCancel, NotStalled) as exc:
+            raise Conflict(str(exc)) from None
+
+    return translated  # type: ignore[return-value]
+
+
+def retry_policy() -> RetryPolicy:
+    return RetryPolicy(max_attempts=int(setting("ORDERS_SAGA_MAX_ATTEMPTS", str(RetryPolicy.max_attempts))))
 
 
 class OrdersService:
@@ -57,98 +79,58 @@ class OrdersService:
     correlation = Correlation()
 
     @property
-    def runner(self) -> SagaRunner:
-        return SagaRunner(self.store, Participants(self.inventory, self.payments, self.shipping))
+    def uow(self) -> Any:
+        return unit_of_work(self.store)
+
+    @property
+    def runner(self) -> use_cases.SagaRunner:
+        return use_cases.SagaRunner(
+            self.uow,
+            RpcParticipants(self.inventory, self.payments, self.shipping),
+            clock=utcnow,
+            policy=retry_policy(),
+        )
 
     @rpc
+    @domain_errors
     def create_order(self, customer_id: int, items: list, request_key: str | None = None) -> dict:
-        """Accept an order (PENDING; the saga takes it from there).
-
-        ``request_key`` makes a retry safe: a caller that timed out and calls again with the same key
-        (the gateway passes the client's Idempotency-Key, the cart one per cart state) gets the
-        order the first call made instead of a second one.
-        """
-        data = load(CreateOrderSchema(),
-                    {"customer_id": customer_id, "items": items, "request_key": request_key})
-        if data["request_key"] is not None:
-            existing = self._order_for_request(data["customer_id"], data["request_key"])
-            if existing is not None:
-                return existing
-        quantities = merge_quantities(data["items"])
-        products = self.catalog.call("get_products", list(quantities))
-        priced = pricing.price_order(quantities, products)
-        try:
-            with self.store.transaction() as tx:
-                order = Order(
-                    customer_id=data["customer_id"], request_key=data["request_key"],
-                    status=saga.Status.PENDING.value, currency=priced.currency,
-                    total_cents=priced.total_cents, correlation_id=self.correlation.id,
-                    next_attempt_at=utcnow() + FIRST_CHECK,
-                )
-                tx.session.add(order)
-                tx.session.flush()
-                tx.session.add_all(
-                    OrderItem(order_id=order.id, product_id=line.product_id, sku=line.sku, name=line.name,
-                              quantity=line.quantity, unit_price_cents=line.unit_price_cents,
-                              line_total_cents=line.total_cents)
-                    for line in priced.lines
-                )
-                tx.session.flush()
-                tx.session.refresh(order)
-                record_status(tx, order, saga.Status.PENDING)
-                return order_schema.dump(order)
-        except IntegrityError:
-            # a concurrent call with the same key committed first: its order is the answer
-            existing = self._order_for_request(data["customer_id"], data["request_key"])
-            if existing is None:
-                raise
-            return existing
-
-    def _order_for_request(self, customer_id: int, request_key: str | None) -> dict | None:
-        with self.store.get_session(close_on_exit=True) as session:
-            order = session.scalars(select(Order).where(Order.customer_id == customer_id,
-                                                        Order.request_key == request_key)).first()
-            return None if order is None else order_schema.dump(order)
+        """Accept an order (PENDING; the saga takes it from there); a retry with the same
+        ``request_key`` (the gateway passes the client's Idempotency-Key) gets the same order."""
+        data = load(
+            CreateOrderSchema(), {"customer_id": customer_id, "items": items, "request_key": request_key}
+        )
+        view = use_cases.place_order(
+            self.uow,
+            RpcCatalog(self.catalog),
+            data["customer_id"],
+            merge_quantities(data["items"]),
+            data["request_key"],
+            self.correlation.id,
+            utcnow(),
+        )
+        return order_schema.dump(view)
 
     @rpc
+    @domain_errors
     def get_order(self, order_id: int, customer_id: int | None = None) -> dict:
-        require_id(order_id, "order_id")
-        with self.store.get_session(close_on_exit=True) as session:
-            order = session.get(Order, order_id)
-            if order is None or (customer_id is not None and order.customer_id != customer_id):
-                raise NotFound(f"order {order_id} not found")
-            return order_schema.dump(order)
+        return order_schema.dump(use_cases.get_order(self.uow, require_id(order_id, "order_id"), customer_id))
 
     @rpc
     def list_orders(self, query: dict | None = None) -> dict:
         params = load(OrderQuerySchema(), query or {})
-        statement = select(Order)
-        if params["customer_id"] is not None:
-            statement = statement.where(Order.customer_id == params["customer_id"])
-        if params["status"]:
-            statement = statement.where(Order.status == params["status"])
-        with self.store.get_session(close_on_exit=True) as session:
-            return paginate(session, statement, [Order.id.desc()], params, order_schema)
+        page = use_cases.list_orders(
+            self.uow, params["customer_id"], params["status"], params["page"], params["per_page"]
+        )
+        return {**page, "items": order_schema.dump(page["items"], many=True)}
 
     @rpc
+    @domain_errors
     def cancel_order(self, order_id: int, customer_id: int | None = None, reason: str | None = None) -> dict:
         require_id(order_id, "order_id")
         data = load(CancelSchema(), {} if reason is None else {"reason": reason})
-        with self.store.transaction() as tx:
-            order = load_for_update(tx.session, order_id, customer_id)
-            state = order.saga
-            try:
-                requested = saga.request_cancel(state, data["reason"])
-            except saga.CannotCancel as exc:
-                raise Conflict(str(exc)) from None
-            if requested:
-                order.saga = state
-                order.saga_active = True
-                order.next_attempt_at = utcnow() + FIRST_CHECK
-                tx.emit("order_cancellation_requested",
-                        {"order_id": order.id, "customer_id": order.customer_id, "reason": data["reason"]},
-                        aggregate_id=order.id)
-            return order_schema.dump(order)
+        return order_schema.dump(
+            use_cases.cancel_order(self.uow, order_id, customer_id, data["reason"], utcnow())
+        )
 
     # The saga advances as soon as an order is created or a cancellation requested ...
     @event_handler("orders", "order_created")
@@ -166,13 +148,7 @@ class OrdersService:
 
     @timer(interval=1)
     def resume_due_sagas(self) -> None:
-        now = utcnow()
-        with self.store.transaction() as tx:
-            due = due_orders(tx.session, now)
-            for order in due:
-                order.next_attempt_at = now + KICK_GRACE
-            kicks = [(order.id, order.correlation_id) for order in due]
-        for order_id, correlation_id in kicks:
+        for order_id, correlation_id in use_cases.kick_due(self.uow, utcnow()):
             # each resume runs in its own worker, carrying its order's correlation id
             self.correlation.id = correlation_id
             try:
@@ -181,19 +157,24 @@ class OrdersService:
                 log.warning("broker unreachable; order %s is resumed at a later tick", order_id)
                 return
 
+    # Operators: sagas parked after too many technical failures (make stalled, /api/admin/stalled-orders)
+    @rpc
+    def list_stalled(self) -> list:
+        return stalled_schema.dump(use_cases.stalled_orders(self.uow))
+
+    @rpc
+    @domain_errors
+    def resume_stalled(self, order_id: int) -> dict:
+        return order_schema.dump(
+            use_cases.resume_stalled(self.uow, require_id(order_id, "order_id"), utcnow())
+        )
+
     @event_handler("shipping", "shipment_shipped")
     def on_shipment_shipped(self, event: dict) -> None:
-        self._shipping_update(event, saga.shipped)
+        require_id(event["payload"].get("order_id"), "order_id")
+        use_cases.record_shipping(self.uow, event, delivered=False, now=utcnow())
 
     @event_handler("shipping", "shipment_delivered")
     def on_shipment_delivered(self, event: dict) -> None:
-        self._shipping_update(event, saga.delivered)
-
-    def _shipping_update(self, event: dict, transition: Any) -> None:
-        with self.store.transaction() as tx:
-            if not tx.first_delivery(event):
-                return
-            payload = event["payload"]
-            order = load_for_update(tx.session, require_id(payload.get("order_id"), "order_id"))
-            order.tracking_number = payload.get("tracking_number") or order.tracking_number
-            apply_to_order(tx, order, transition)
+        require_id(event["payload"].get("order_id"), "order_id")
+        use_cases.record_shipping(self.uow, event, delivered=True, now=utcnow())

@@ -13,7 +13,7 @@ import eventlet
 import pytest
 
 from services.catalog.service import CatalogService
-from services.common.errors import NotFound, OutOfStock, ServiceUnavailable, ValidationFailed
+from services.common.errors import Conflict, NotFound, OutOfStock, ServiceUnavailable, ValidationFailed
 from services.common.rpc import rpc
 from services.orders.service import OrdersService
 
@@ -222,3 +222,28 @@ def test_a_participant_outage_is_retried_until_it_answers(platform, caplog):
     assert [change["status"] for change in confirmed["history"]] == ["PENDING", "CONFIRMED"]
     assert CALLS.count(("reserve", order["id"])) == 1
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_a_saga_that_keeps_failing_is_stalled_listed_and_resumed_by_an_operator(platform, monkeypatch):
+    orders, product = platform
+    monkeypatch.setenv("ORDERS_SAGA_MAX_ATTEMPTS", "2")
+    healthy = orders.create_order(customer_id=3, items=[{"product_id": product["id"], "quantity": 1}])
+    wait_status(orders, healthy["id"], {"CONFIRMED"})
+    SCRIPT["payments_down"] = True
+    order = orders.create_order(customer_id=3, items=[{"product_id": product["id"], "quantity": 1}])
+    deadline = time.monotonic() + 20
+    while not orders.list_stalled() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [stalled] = orders.list_stalled()
+    assert stalled["id"] == order["id"] and stalled["attempts"] == 2
+    assert stalled["stalled_reason"].startswith("CHARGE_PAYMENT failed 2 times")
+    assert orders.get_order(order["id"])["stalled_reason"] == stalled["stalled_reason"]
+    time.sleep(2.5)  # stalled: the recovery timer leaves it alone
+    assert CALLS.count(("charge", order["id"], 1899, "USD")) == 2
+    with pytest.raises(Conflict):
+        orders.resume_stalled(healthy["id"])
+
+    SCRIPT["payments_down"] = False
+    assert orders.resume_stalled(order["id"])["stalled_reason"] is None
+    confirmed = wait_status(orders, order["id"], {"CONFIRMED"})
+    assert confirmed["stalled_reason"] is None and orders.list_stalled() == []

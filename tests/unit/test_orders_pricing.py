@@ -2,7 +2,8 @@ import pytest
 
 from services.common.errors import ValidationFailed
 from services.common.items import merge_quantities
-from services.orders.pricing import price_order
+from services.orders.domain.errors import InvalidOrder
+from services.orders.domain.pricing import price_order
 
 
 def product(id, price, currency="USD", active=True):
@@ -21,19 +22,19 @@ def test_repeated_products_are_merged():
 
 
 def test_unknown_and_inactive_products_are_listed():
-    with pytest.raises(ValidationFailed) as info:
+    with pytest.raises(InvalidOrder) as info:
         price_order({1: 1, 2: 1, 3: 1}, [product(1, 100), product(2, 100, active=False)])
     assert info.value.details["fields"]["items"] == {"2": ["product is not available"],
                                                      "3": ["no such product"]}
 
 
 def test_one_currency_per_order():
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(InvalidOrder):
         price_order({1: 1, 2: 1}, [product(1, 100, "USD"), product(2, 100, "EUR")])
 
 
 def test_merged_quantities_and_totals_stay_within_what_participants_accept():
     with pytest.raises(ValidationFailed):
         merge_quantities([{"product_id": 1, "quantity": 6000}, {"product_id": 1, "quantity": 6000}])
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(InvalidOrder):
         price_order({1: 10_000}, [product(1, 10**9)])

@@ -1,7 +1,7 @@
 import pytest
 
-from services.orders import saga
-from services.orders.saga import SagaState, Status, Step
+from services.orders.domain import saga
+from services.orders.domain.saga import SagaState, Status, Step
 
 
 def run_forward(state: SagaState) -> list[Step]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.errors import ValidationFailed
-from services.common.schemas import MAX_CENTS
+from services.common.limits import MAX_CENTS
+from services.orders.domain.errors import InvalidOrder
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def price_order(quantities: dict[int, int], products: list[dict[str, Any]]) -> P
         elif not product["active"]:
             problems[str(product_id)] = ["product is not available"]
     if problems:
-        raise ValidationFailed("invalid items", {"fields": {"items": problems}})
+        raise InvalidOrder("invalid items", {"items": problems})
     lines = tuple(
         Line(
             product_id=product_id,
@@ -61,12 +61,13 @@ def price_order(quantities: dict[int, int], products: list[dict[str, Any]]) -> P
         for product_id, quantity in sorted(quantities.items())
     )
     if sum(line.total_cents for line in lines) > MAX_CENTS:
-        raise ValidationFailed("order total too large",
-                               {"fields": {"items": [f"the total may not exceed {MAX_CENTS} cents"]}})
+        raise InvalidOrder(
+            "order total too large", {"items": [f"the total may not exceed {MAX_CENTS} cents"]}
+        )
     currencies = {line.currency for line in lines}
     if len(currencies) != 1:
-        raise ValidationFailed(
+        raise InvalidOrder(
             "items are priced in different currencies",
-            {"fields": {"items": [f"one currency per order; got {', '.join(sorted(currencies))}"]}},
+            {"items": [f"one currency per order; got {', '.join(sorted(currencies))}"]},
         )
     return PricedOrder(lines=lines, currency=currencies.pop())

@@ -12,7 +12,10 @@ step that was in flight never repeats its effect (no double charge).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
+
+from services.orders.domain.errors import CannotCancel
 
 
 class Status(StrEnum):
@@ -49,10 +52,6 @@ class Step(StrEnum):
 
 #: steps a participant may refuse for a business reason; any other failure is retried
 REFUSABLE = frozenset({Step.RESERVE_STOCK, Step.CHARGE_PAYMENT, Step.CANCEL_SHIPMENT})
-
-
-class CannotCancel(Exception):
-    """The order is past the point where a customer may cancel it."""
 
 
 @dataclass
@@ -177,3 +176,21 @@ def delivered(state: SagaState) -> Status | None:
         state.status = Status.DELIVERED
         return state.status
     return None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How the saga treats a step that failed for a technical reason (participant down, timeout).
+
+    It is retried with exponential backoff; after ``max_attempts`` failures in a row the saga is
+    parked as stalled, with the reason, until an operator resumes it.
+    """
+
+    max_attempts: int = 10
+    max_backoff_seconds: float = 30
+
+    def delay(self, attempts: int) -> timedelta:
+        return timedelta(seconds=min(2 ** max(attempts - 1, 0), self.max_backoff_seconds))
+
+    def stalls(self, attempts: int) -> bool:
+        return attempts >= self.max_attempts
