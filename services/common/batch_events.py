@@ -9,10 +9,11 @@ route on one channel, with the same quorum queues, delivery limit and dead-lette
 those that arrived within ``max_wait`` seconds of the first.
 
 The method returns the indices of the events it could not handle (an empty list when all went
-through). The others are acked once it returned; the failed ones go back to their queues after
-the retry backoff, and the broker parks a message that keeps failing in the dead-letter queue. An
-exception fails the whole batch. A malformed envelope, or a body that does not decode, is
-dead-lettered at once and never reaches the method.
+through), or a ``BatchOutcome`` that also names events whose input can never succeed. The others
+are acked once it returned; the failed ones go back to their queues after the retry backoff, and
+the broker parks a message that keeps failing in the dead-letter queue; the rejected ones are
+parked at once. An exception fails the whole batch. A malformed envelope, or a body that does not
+decode, is dead-lettered at once and never reaches the method.
 
 A batch's messages are acked with one ``multiple=True`` ack of its last delivery tag. That acks
 every unsettled message up to the tag on the channel, so batches are settled strictly in delivery
@@ -65,12 +66,22 @@ MAX_WAIT = 0.05
 PREFETCH = 1000
 
 
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What a batch method reports: the indices of the events to retry later, and of those whose
+    input can never succeed (parked in the dead-letter queue at once)."""
+
+    retry: Sequence[int] = ()
+    reject: Sequence[int] = ()
+
+
 @dataclass(eq=False)
 class Batch:
     """The messages handed to one worker, in delivery order; ``failed`` is set once it finished."""
 
     messages: list[Any]
     failed: frozenset[int] | None = None
+    rejected: frozenset[int] = frozenset()
 
     @property
     def finished(self) -> bool:
@@ -103,13 +114,13 @@ class AckWindow:
 
         Consecutive batches that succeeded whole are acked together, with one multiple ack of
         the last one's last message. A batch with failures first sends that ack for the batches
-        before it, then acks and requeues its own messages one by one.
+        before it, then acks, requeues and dead-letters its own messages one by one.
         """
         pending: Any = None  # the last message of the successful batches not acked yet
         while self._batches and self._batches[0].finished:
             batch = self._batches.popleft()
             last = batch.messages[-1]
-            if not batch.failed:
+            if not batch.failed and not batch.rejected:
                 if pending is not None and pending.channel is not last.channel:  # after a reconnection
                     _ack_up_to(pending)
                 pending = last
@@ -120,7 +131,9 @@ class AckWindow:
             for index, message in enumerate(batch.messages):
                 if not message.channel.connection:
                     continue
-                if index in batch.failed:
+                if index in batch.rejected:
+                    dead_letter(message)
+                elif index in batch.failed:
                     message.requeue()
                 else:
                     message.ack()
@@ -128,17 +141,22 @@ class AckWindow:
             _ack_up_to(pending)
 
 
-def queue_name(source: str, event_type: str, service: str) -> str:
-    """The name nameko gives the queue of a handler method ``on_<source>_<event type>``.
+def queue_name(source: str, event_type: str, service: str, method: str | None = None) -> str:
+    """The name nameko gives the queue of a handler method (``on_<source>_<event type>`` unless
+    named).
 
-    A service that moves from a handler per event to a batch handler keeps its queues, and the
-    events already waiting in them.
+    A service that moves from a handler per event to a batch handler names its old methods in its
+    routes and so keeps its queues, and the events already waiting in them.
     """
-    return f"evt-{source}-{event_type}--{service}.on_{source}_{event_type}"
+    return f"evt-{source}-{event_type}--{service}.{method or f'on_{source}_{event_type}'}"
+
+
+#: (source service, event type), or (source service, event type, the handler method that named its queue)
+Route = tuple[str, str] | tuple[str, str, str]
 
 
 class BatchEventHandler(Entrypoint, ConsumerMixin):
-    def __init__(self, routes: Sequence[tuple[str, str]], max_batch: int = MAX_BATCH,
+    def __init__(self, routes: Sequence[Route], max_batch: int = MAX_BATCH,
                  max_wait: float = MAX_WAIT, prefetch: int = PREFETCH, **kwargs: Any):
         self.routes = list(routes)
         self.max_batch = max_batch
@@ -149,8 +167,9 @@ class BatchEventHandler(Entrypoint, ConsumerMixin):
     def setup(self) -> None:
         service = self.container.service_name
         self.queues = [
-            reliable_queue(queue_name(source, event_type, service), event_exchange(source), event_type)
-            for source, event_type in self.routes
+            reliable_queue(queue_name(route[0], route[1], service, *route[2:]), event_exchange(route[0]),
+                           route[1])
+            for route in self.routes
         ]
         declare_dead_letter_topology(self.container.config[AMQP_URI_CONFIG_KEY])
         self.window = AckWindow()
@@ -256,13 +275,16 @@ class BatchEventHandler(Entrypoint, ConsumerMixin):
     def _finished(self, batch: Batch, worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
         """Runs on the worker's greenthread: wait out the backoff of the failed events, mark the batch."""
         count = len(batch.messages)
-        failed = frozenset(range(count)) if exc_info is not None else frozenset(result or ())
+        outcome = result if isinstance(result, BatchOutcome) else BatchOutcome(retry=result or ())
+        failed = frozenset(range(count)) if exc_info is not None else frozenset(outcome.retry)
+        rejected = frozenset() if exc_info is not None else frozenset(outcome.reject) - failed
         if failed:
             attempts = max(delivery_count(batch.messages[index]) for index in failed)
             delay = retry_delay(attempts)
             log.warning("%d of %d events failed in %s (attempt %d), requeued in %.1fs",
                         len(failed), count, self.method_name, attempts + 1, delay)
             eventlet.sleep(delay)
+        batch.rejected = rejected
         batch.failed = failed
         return result, exc_info
 

@@ -179,19 +179,20 @@ class UnitOfWork:
         self.emitted.append(envelope)
         return envelope
 
-    def first_delivery(self, envelope: dict[str, Any]) -> bool:
-        """Claim ``envelope`` for the running handler; False if already processed.
+    def first_delivery(self, envelope: dict[str, Any], handler: str | None = None) -> bool:
+        """Claim ``envelope`` for the running handler (or the one named: a batch handler claims
+        each event under the handler method its queue is named after); False if already processed.
 
         The claim commits with the handler's effects, so a redelivery after a
         commit is skipped and a redelivery after a crash is processed again.
         """
-        entrypoint = self._worker_ctx.entrypoint
-        handler = f"{self._store.container.service_name}.{entrypoint.method_name}"
+        method = handler or self._worker_ctx.entrypoint.method_name
+        key = f"{self._store.container.service_name}.{method}"
         try:
             with self.session.begin_nested():
                 self.session.execute(
                     insert(self._store.inbox).values(
-                        handler=handler, event_id=envelope["event_id"], processed_at=utcnow()
+                        handler=key, event_id=envelope["event_id"], processed_at=utcnow()
                     )
                 )
         except IntegrityError:

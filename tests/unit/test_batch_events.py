@@ -26,6 +26,9 @@ class FakeMessage:
     def requeue(self) -> None:
         self.channel.log.append(("requeue", self.tag, False))
 
+    def reject(self, requeue: bool) -> None:
+        self.channel.log.append(("dead-letter" if not requeue else "requeue", self.tag, False))
+
 
 def messages(channel: FakeChannel, *tags: int) -> list[Any]:
     return [FakeMessage(channel, tag) for tag in tags]
@@ -62,6 +65,15 @@ def test_failed_events_are_requeued_and_no_multiple_ack_passes_over_them():
                            ("ack", 6, True)]
 
 
+def test_rejected_events_are_dead_lettered_at_once_and_no_multiple_ack_passes_over_them():
+    channel, window = FakeChannel(), AckWindow()
+    mixed, after = window.open(messages(channel, 1, 2, 3)), window.open(messages(channel, 4))
+    mixed.rejected, mixed.failed, after.failed = frozenset({0}), frozenset({2}), frozenset()
+    window.settle()
+    assert channel.log == [("dead-letter", 1, False), ("ack", 2, False), ("requeue", 3, False),
+                           ("ack", 4, True)]
+
+
 def test_messages_of_a_closed_channel_are_left_to_the_broker():
     old, new, window = FakeChannel(), FakeChannel(), AckWindow()
     lost, failed_lost, current = (window.open(messages(old, 1, 2)), window.open(messages(old, 3)),
@@ -85,6 +97,9 @@ def test_a_reconnection_between_successful_batches_acks_each_channel_separately(
 def test_queues_keep_the_names_of_a_handler_per_event():
     assert queue_name("orders", "order_created", "kafka_sink") == \
         "evt-orders-order_created--kafka_sink.on_orders_order_created"
+    # a service whose handlers were named otherwise names them in its routes
+    assert queue_name("orders", "order_created", "notifications", "on_order_created") == \
+        "evt-orders-order_created--notifications.on_order_created"
 
 
 def test_telemetry_names_a_batch_call_and_counts_its_events():
