@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 from services.common.batch_events import BatchEventHandler
 from services.common.config import metrics_ports
 from services.common.errors import InternalError, ServiceError
-from services.common.logs import bind, set_process_service, unbind
+from services.common.logs import bind, bound, set_process_service, unbind
 from services.common.messaging import DEAD_LETTER_QUEUE
 from services.common.rpc import CALLER_ERRORS
 from services.common.store import Store
@@ -120,6 +120,13 @@ def _signature(service_cls: type, method_name: str) -> inspect.Signature:
     """A method's signature, worked out once per method rather than on every call (``inspect.signature``
     takes about twice as long as binding the call's arguments to it)."""
     return inspect.signature(getattr(service_cls, method_name))
+
+
+def event_log_context(envelope: dict[str, Any], method: str) -> Any:
+    """Log what follows about one event of a batch as its own handler's worker would: with the
+    method, the event type, its ids and its correlation id (a batch worker has none of its own)."""
+    return bound(method=method, kind="event", event_type=envelope.get("type"),
+                 correlation_id=envelope.get("correlation_id"), **_ids(envelope.get("payload")))
 
 
 def result_ids(result: Any, result_id: str | None) -> dict[str, Any]:

@@ -18,11 +18,10 @@ from sqlalchemy import select
 
 from services.common.batch_events import BatchOutcome, batch_event_handler
 from services.common.errors import ValidationFailed
-from services.common.logs import bound
 from services.common.rpc import rpc
 from services.common.schemas import load
 from services.common.store import Store, paginate
-from services.common.telemetry import Telemetry
+from services.common.telemetry import Telemetry, event_log_context
 from services.notifications import domain
 from services.notifications.models import Base, Notification
 from services.notifications.schemas import (
@@ -71,7 +70,7 @@ class NotificationsService:
         composed: list[tuple[dict[str, Any], dict[str, Any], list[domain.Message]]] = []
         rejected: list[int] = []
         for index, event in enumerate(events):
-            with self._about(event):
+            with event_log_context(event, handler_name(event["type"])):
                 try:
                     payload = load(NOTIFYING[event["type"]][1], event["payload"])
                 except ValidationFailed as exc:
@@ -106,19 +105,11 @@ class NotificationsService:
                     )
                 sent.append((event, payload, messages))
         for event, payload, messages in sent:
-            with self._about(event, payload):
+            with event_log_context(event, handler_name(event["type"])):
                 for message in messages:
                     log.info("notification sent customer_id=%s channel=%s subject=%r",
                              payload["customer_id"], message.channel, message.subject)
         return BatchOutcome(reject=rejected)
-
-    @staticmethod
-    def _about(event: dict[str, Any], payload: dict[str, Any] | None = None) -> Any:
-        """Log what follows as the event's own handler would: its method, type, ids, correlation id."""
-        ids = {name: value for name in ("order_id", "customer_id")
-               if isinstance(value := (payload or event.get("payload") or {}).get(name), int)}
-        return bound(method=handler_name(event["type"]), kind="event", event_type=event["type"],
-                     correlation_id=event.get("correlation_id"), **ids)
 
     @rpc
     def list_notifications(self, customer_id: int, page: int = 1, per_page: int = 20) -> dict:

@@ -1,4 +1,10 @@
-"""Shipping: one shipment per confirmed order, moved along by a timer or an admin."""
+"""Shipping: one shipment per confirmed order, moved along by a timer or an admin.
+
+A shipment is scheduled when the order's ``order_confirmed`` event arrives (consumed in batches:
+one worker and one transaction for what arrived within 50 ms), or by the ``schedule_shipment`` RPC.
+A cancellation that overtakes the confirmation leaves a cancelled shipment behind, so the
+confirmation that arrives after it schedules nothing.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,13 @@ from nameko.timer import timer
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from services.common.batch_events import batch_event_handler
 from services.common.config import setting
 from services.common.errors import NotFound
 from services.common.rpc import rpc
 from services.common.schemas import load, require_id
 from services.common.store import Store, UnitOfWork, utcnow
-from services.common.telemetry import Telemetry
+from services.common.telemetry import Telemetry, event_log_context
 from services.shipping import domain
 from services.shipping.metrics import collect as collect_metrics
 from services.shipping.models import Base, Shipment
@@ -61,6 +68,22 @@ def _move(tx: UnitOfWork, shipment: Shipment, status: str, now: datetime) -> Non
             correlation_id=shipment.correlation_id)
 
 
+def _schedule(tx: UnitOfWork, order_id: int, customer_id: int, correlation_id: str | None) -> Shipment:
+    shipment = Shipment(
+        order_id=order_id,
+        customer_id=customer_id,
+        status=domain.SCHEDULED,
+        tracking_number=domain.new_tracking_number(),
+        scheduled_at=utcnow(),
+        correlation_id=correlation_id,
+    )
+    tx.session.add(shipment)
+    tx.session.flush()
+    tx.emit(domain.EVENTS[domain.SCHEDULED], _event_payload(shipment), aggregate_id=order_id,
+            correlation_id=correlation_id)
+    return shipment
+
+
 class ShippingService:
     name = "shipping"
 
@@ -78,18 +101,7 @@ class ShippingService:
                 return shipment_schema.dump(existing)
         try:
             with self.store.transaction() as tx:
-                shipment = Shipment(
-                    order_id=order_id,
-                    customer_id=customer_id,
-                    status=domain.SCHEDULED,
-                    tracking_number=domain.new_tracking_number(),
-                    scheduled_at=utcnow(),
-                    correlation_id=tx.correlation_id,
-                )
-                tx.session.add(shipment)
-                tx.session.flush()
-                tx.emit(domain.EVENTS[domain.SCHEDULED], _event_payload(shipment), aggregate_id=order_id)
-                return shipment_schema.dump(shipment)
+                return shipment_schema.dump(_schedule(tx, order_id, customer_id, tx.correlation_id))
         except IntegrityError:
             # a concurrent call for the same order won the insert
             with self.store.get_session(close_on_exit=True) as session:
@@ -98,13 +110,42 @@ class ShippingService:
                     raise
                 return shipment_schema.dump(existing)
 
+    @batch_event_handler([("orders", "order_confirmed")])
+    def on_orders_confirmed(self, events: list[dict[str, Any]]) -> list[int]:
+        """Schedule a shipment for every confirmed order that has none (nor a cancelled one)."""
+        scheduled = []
+        with self.store.transaction() as tx:
+            for event in events:
+                payload = event["payload"]
+                if tx.first_delivery(event) and _find(tx.session, payload["order_id"]) is None:
+                    scheduled.append((event, _schedule(tx, payload["order_id"], payload["customer_id"],
+                                                       event.get("correlation_id")).tracking_number))
+        for event, tracking_number in scheduled:
+            with event_log_context(event, "on_orders_confirmed"):
+                log.info("shipment scheduled, tracking number %s", tracking_number)
+        return []
+
     @rpc
-    def cancel_shipment(self, order_id: int) -> dict:
-        """Stop a shipment that has not left; False when there is nothing to stop."""
+    def cancel_shipment(self, order_id: int, customer_id: int | None = None) -> dict:
+        """Stop a shipment that has not left; Conflict once it has.
+
+        With ``customer_id`` (the saga's compensation passes it), a cancellation that arrives
+        before the order's confirmation did leaves a cancelled shipment, so the confirmation
+        schedules none when it comes.
+        """
         require_id(order_id, "order_id")
+        if customer_id is not None:
+            require_id(customer_id, "customer_id")
         with self.store.transaction() as tx:
             shipment = _find(tx.session, order_id, lock=True)
-            cancelled = shipment is not None and domain.should_cancel(shipment.status)
+            if shipment is None:
+                if customer_id is not None:
+                    tx.session.add(Shipment(
+                        order_id=order_id, customer_id=customer_id, status=domain.CANCELLED,
+                        tracking_number=domain.new_tracking_number(), cancelled_at=utcnow(),
+                        correlation_id=tx.correlation_id))
+                return {"order_id": order_id, "cancelled": False}
+            cancelled = domain.should_cancel(shipment.status)
             if cancelled:
                 _move(tx, shipment, domain.CANCELLED, utcnow())
         return {"order_id": order_id, "cancelled": cancelled}
@@ -137,13 +178,17 @@ class ShippingService:
 
     @timer(interval=TICK_SECONDS)
     def progress_shipments(self) -> None:
-        """The simulated carrier: ships and delivers shipments whose time has come."""
+        """The simulated carrier: ships and delivers shipments whose time has come, all of one tick
+        in one transaction (each in a savepoint of its own, so one bad shipment holds up no other).
+
+        The shipments are locked, and those another worker holds (an admin's advance) skipped, so
+        domain.due_status decides on what is current; the query only narrows the candidates.
+        """
         delays = _delays()
         now = utcnow()
-        # the query only narrows the candidates; domain.due_status decides
-        with self.store.get_session(close_on_exit=True) as session:
-            order_ids = session.scalars(
-                select(Shipment.order_id)
+        with self.store.transaction() as tx:
+            due = tx.session.scalars(
+                select(Shipment)
                 .where(
                     or_(
                         and_(Shipment.status == domain.SCHEDULED,
@@ -154,18 +199,15 @@ class ShippingService:
                 )
                 .order_by(Shipment.id)
                 .limit(BATCH_SIZE)
+                .with_for_update(skip_locked=True)
             ).all()
-        for order_id in order_ids:
-            try:
-                self._progress(order_id, delays)
-            except Exception:  # one bad shipment must not hold up the rest of the batch
-                log.exception("could not progress the shipment of order %s", order_id)
-
-    def _progress(self, order_id: int, delays: domain.Delays) -> None:
-        """One transaction per shipment, re-checked under a lock against an admin's concurrent move."""
-        with self.store.transaction() as tx:
-            shipment = _find(tx.session, order_id, lock=True)
-            now = utcnow()
-            step = domain.due_status(shipment.status, shipment.scheduled_at, shipment.shipped_at, now, delays)
-            if step is not None:
-                _move(tx, shipment, step, now)
+            for shipment in due:
+                step = domain.due_status(shipment.status, shipment.scheduled_at, shipment.shipped_at, now,
+                                         delays)
+                if step is None:
+                    continue
+                try:
+                    with tx.session.begin_nested():
+                        _move(tx, shipment, step, now)
+                except Exception:
+                    log.exception("could not progress the shipment of order %s", shipment.order_id)

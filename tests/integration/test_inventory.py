@@ -1,11 +1,13 @@
 import eventlet
 import pytest
 from nameko.exceptions import IncorrectSignature
+from nameko.testing.services import entrypoint_waiter
 
+from services.common.envelope import make_envelope
 from services.common.errors import OutOfStock, ValidationFailed
 from services.inventory.models import Reservation
 from services.inventory.service import InventoryService
-from tests.helpers import emitted_events, row_count
+from tests.helpers import emitted_events, publish_event, row_count
 
 
 @pytest.fixture
@@ -179,3 +181,31 @@ def test_bad_input_is_refused_and_writes_nothing(container, inventory):
     assert inventory.get_stock(1) == {"product_id": 1, "available": 5, "reserved": 0}
     assert row_count(container, Reservation) == 0
     assert [kind for kind, _ in emitted_events(container)] == ["stock_adjusted"]
+
+
+def confirmed(order_id: int) -> dict:
+    return make_envelope("orders", "order_confirmed",
+                         {"order_id": order_id, "customer_id": 7, "status": "CONFIRMED", "total_cents": 100,
+                          "currency": "USD", "reason": None},
+                         correlation_id=f"confirm-{order_id}", aggregate_id=order_id)
+
+
+def test_a_confirmed_order_turns_its_hold_into_a_sale_once(container, inventory, rabbit_config):
+    inventory.set_stock(1, 5)
+    inventory.reserve(4, [{"product_id": 1, "quantity": 2}])
+    event = confirmed(4)
+    for _ in range(2):  # a redelivery changes nothing
+        with entrypoint_waiter(container, "on_orders_confirmed"):
+            publish_event(rabbit_config["AMQP_URI"], event)
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 3, "reserved": 0}
+    assert [kind for kind, _ in emitted_events(container)].count("stock_committed") == 1
+
+
+def test_a_release_that_overtakes_the_confirmation_is_not_undone_by_it(container, inventory, rabbit_config):
+    inventory.set_stock(1, 5)
+    inventory.reserve(5, [{"product_id": 1, "quantity": 2}])
+    assert inventory.release(5) == {"order_id": 5, "released": True}
+    with entrypoint_waiter(container, "on_orders_confirmed"):
+        publish_event(rabbit_config["AMQP_URI"], confirmed(5))
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 5, "reserved": 0}
+    assert "stock_committed" not in [kind for kind, _ in emitted_events(container)]

@@ -5,10 +5,12 @@ import pytest
 from nameko.events import event_handler
 from nameko.exceptions import IncorrectSignature
 from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import entrypoint_waiter
 
+from services.common.envelope import make_envelope
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.shipping.service import ShippingService
-from tests.helpers import wait_for
+from tests.helpers import publish_event, wait_for
 
 SHIPPING_EVENTS = ("shipment_scheduled", "shipment_cancelled", "shipment_shipped", "shipment_delivered")
 
@@ -49,8 +51,12 @@ def events(start_service):
 
 
 @pytest.fixture
-def shipping(events, start_service, rpc_client, database_flavour):
-    start_service(ShippingService, flavour=database_flavour)
+def shipping_container(events, start_service, database_flavour):
+    return start_service(ShippingService, flavour=database_flavour)
+
+
+@pytest.fixture
+def shipping(shipping_container, rpc_client):
     return rpc_client("shipping")
 
 
@@ -211,3 +217,33 @@ def test_other_rpcs_reject_bad_input_and_change_nothing(shipping):
     with pytest.raises(IncorrectSignature):
         shipping.cancel_shipment(10, evil=1)
     assert shipping.get_shipment(10)["status"] == "SCHEDULED"
+
+
+def confirmed(order_id: int, customer_id: int = 7) -> dict:
+    return make_envelope("orders", "order_confirmed",
+                         {"order_id": order_id, "customer_id": customer_id, "status": "CONFIRMED",
+                          "total_cents": 100, "currency": "USD", "reason": None},
+                         correlation_id=f"confirm-{order_id}", aggregate_id=order_id)
+
+
+def test_a_confirmed_order_gets_one_shipment_with_its_correlation_id(shipping_container, shipping, events,
+                                                                     rabbit_config):
+    event = confirmed(21)
+    for _ in range(2):  # a redelivery schedules nothing more
+        with entrypoint_waiter(shipping_container, "on_orders_confirmed"):
+            publish_event(rabbit_config["AMQP_URI"], event)
+    assert shipping.get_shipment(21)["status"] == "SCHEDULED"
+    wait_for(lambda: events_for(21), what="the shipment_scheduled event")
+    time.sleep(0.5)  # a second shipment_scheduled would have arrived by now
+    [scheduled] = [e for e in events if e["payload"]["order_id"] == 21]
+    assert scheduled["correlation_id"] == "confirm-21"
+
+
+def test_a_cancellation_that_overtakes_the_confirmation_leaves_nothing_to_ship(shipping_container, shipping,
+                                                                               events, rabbit_config):
+    assert shipping.cancel_shipment(22, 7) == {"order_id": 22, "cancelled": False}
+    with entrypoint_waiter(shipping_container, "on_orders_confirmed"):
+        publish_event(rabbit_config["AMQP_URI"], confirmed(22))
+    assert shipping.get_shipment(22)["status"] == "CANCELLED"
+    time.sleep(0.5)  # a shipment_scheduled would have arrived by now
+    assert events_for(22) == []

@@ -14,9 +14,9 @@ def run_forward(state: SagaState) -> list[Step]:
 
 def test_happy_path_runs_the_forward_steps_in_order_and_confirms():
     state = SagaState()
-    assert run_forward(state) == [Step.RESERVE_STOCK, Step.CHARGE_PAYMENT, Step.COMMIT_STOCK,
-                                  Step.REQUEST_SHIPMENT]
-    assert state.status is Status.CONFIRMED
+    # order_confirmed commits the stock and requests the shipment: no step of the saga's own
+    assert run_forward(state) == [Step.RESERVE_STOCK, Step.CHARGE_PAYMENT]
+    assert state.status is Status.CONFIRMED and state.stock_committed and state.shipment_requested
     assert saga.shipped(state) is Status.SHIPPED
     assert saga.delivered(state) is Status.DELIVERED
     assert saga.next_step(state) is None
@@ -104,3 +104,22 @@ def test_cancel_before_any_step_succeeded_settles_with_nothing_to_undo():
     assert saga.settle(state) is Status.CANCELLED
     assert (state.status, state.compensating, state.reason) == (Status.CANCELLED, False, "changed my mind")
     assert saga.settle(state) is None  # once: a settled saga has nothing more to do
+
+
+def test_an_order_a_previous_version_left_between_charge_and_commit_still_completes():
+    # before order_confirmed carried them, commit and shipment request were steps of the saga's own
+    state = SagaState(stock_reserved=True, payment_charged=True)
+    assert run_forward(state) == [Step.COMMIT_STOCK, Step.REQUEST_SHIPMENT]
+    assert state.status is Status.CONFIRMED and state.shipment_requested
+
+
+def test_a_cancellation_after_confirmation_cancels_the_shipment_refunds_and_releases():
+    state = SagaState()
+    run_forward(state)
+    assert saga.request_cancel(state, "changed my mind") is True
+    steps = []
+    while (step := saga.next_step(state)) is not None:
+        steps.append(step)
+        saga.complete(state, step)
+    assert steps == [Step.CANCEL_SHIPMENT, Step.REFUND_PAYMENT, Step.RELEASE_STOCK]
+    assert state.status is Status.CANCELLED

@@ -50,7 +50,8 @@ class RpcParticipants:
         elif step is Step.REQUEST_SHIPMENT:
             self.shipping.call("schedule_shipment", order.id, order.customer_id)
         elif step is Step.CANCEL_SHIPMENT:
-            self.shipping.call("cancel_shipment", order.id)
+            # with the customer: a cancellation that overtakes order_confirmed leaves a cancelled shipment
+            self.shipping.call("cancel_shipment", order.id, order.customer_id)
         elif step is Step.REFUND_PAYMENT:
             self.payments.call("refund", order.id)
         elif step is Step.RELEASE_STOCK:

@@ -1,12 +1,14 @@
 """The order saga as a pure state machine: no broker, no database.
 
-Forward steps run in order: reserve stock, charge payment, commit stock (the
-order is then CONFIRMED), request shipment. When a step is refused (out of
-stock, payment declined) or the customer cancels, the saga compensates every
-completed step in reverse and ends REJECTED or CANCELLED. The runner persists
-this state after every step, so a crash anywhere resumes from the last
-completed step; participants are idempotent per order, so re-running the
-step that was in flight never repeats its effect (no double charge).
+Forward steps run in order: reserve stock, then charge payment; the order is then **CONFIRMED**,
+and its ``order_confirmed`` event (published through the outbox, so never lost) is what turns the
+hold into a sale at inventory and what asks shipping for the shipment: the saga marks both done
+when it confirms and spends no call of its own on them. (``COMMIT_STOCK`` and
+``REQUEST_SHIPMENT`` remain steps for an order a previous version left between them.) When a step
+is refused (out of stock, payment declined) or the customer cancels, the saga compensates every
+completed step in reverse and ends REJECTED or CANCELLED. The runner persists this state after
+every step, so a crash anywhere resumes from the last completed step; participants are idempotent
+per order, so re-running the step that was in flight never repeats its effect (no double charge).
 """
 
 from __future__ import annotations
@@ -112,6 +114,11 @@ def complete(state: SagaState, step: Step) -> Status | None:
         state.stock_reserved = True
     elif step is Step.CHARGE_PAYMENT:
         state.payment_charged = True
+        if not state.compensating:
+            # order_confirmed commits the stock and requests the shipment (see the module's doc)
+            state.stock_committed = state.shipment_requested = True
+            state.status = Status.CONFIRMED
+            return state.status
     elif step is Step.COMMIT_STOCK:
         state.stock_committed = True
         if not state.compensating:
