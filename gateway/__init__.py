@@ -25,6 +25,7 @@ from gateway.metrics import init_metrics
 from gateway.ratelimit import init_limiter
 from gateway.rpc import RpcClient, RpcPool, Transport
 from gateway.schemas import MAX_ID
+from gateway.skus import ProductRefConverter
 from services.common.config import SERVICES as DOMAIN_SERVICES
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, transport: Transport | None 
     })
     app.extensions["gateway.limiter"] = init_limiter(app, settings, API_BLUEPRINTS, AUTH_BLUEPRINTS)
     app.url_map.converters["id"] = IdConverter
+    app.url_map.converters["product"] = ProductRefConverter
     for blueprint in ALL_BLUEPRINTS:
         app.register_blueprint(blueprint)
     return app

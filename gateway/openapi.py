@@ -23,6 +23,7 @@ from marshmallow import Schema
 
 from gateway.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPES, TYPE_BASE
 from gateway.schemas import MAX_ID, ProblemResponse
+from gateway.skus import PRODUCT_REF_PATTERN
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,6 +88,9 @@ def _path_parameters(rule: Any) -> list[dict[str, Any]]:
         schema: dict[str, Any] = {"type": "string"}
         if converter in ("int", "id"):
             schema = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+        elif converter == "product":
+            schema = {"type": "string", "pattern": f"^{PRODUCT_REF_PATTERN}$",
+                      "description": "a product id (digits only) or a SKU"}
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
     return parameters
 

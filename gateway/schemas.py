@@ -11,9 +11,10 @@ from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from services.catalog.schemas import Sku
+
 #: ids are 32-bit database integers
 MAX_ID = 2**31 - 1
-SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 ORDER_STATUSES = ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "REJECTED", "CANCELLED"]
 SHIPMENT_TARGETS = ["SCHEDULED", "SHIPPED", "DELIVERED"]
 
@@ -89,7 +90,7 @@ class ProfileUpdateRequest(Request):
 
 
 class ProductCreateRequest(Request):
-    sku = fields.String(required=True, validate=validate.Regexp(SKU_PATTERN))
+    sku = Sku(required=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(load_default="", validate=validate.Length(max=5000))
     category = fields.String(required=True, validate=validate.Length(min=1, max=100))
@@ -122,43 +123,65 @@ class StockUpdateRequest(Request):
     available = fields.Integer(strict=True, required=True, validate=validate.Range(min=0, max=1_000_000))
 
 
-class CartItemRequest(Request):
-    product_id = Id(required=True)
+def _name_the_product(data: dict[str, Any]) -> None:
+    """A line names its product by ``product_id`` or by ``sku``: exactly one of them."""
+    if "product_id" in data and "sku" in data:
+        conflict = "give either sku or product_id for one line, not both"
+        raise ValidationError({"sku": [conflict], "product_id": [conflict]})
+    if "product_id" not in data and "sku" not in data:
+        raise ValidationError({"product_id": ["Missing data for required field (or give sku)."]})
+
+
+class ProductLineRequest(Request):
+    """Units of one product, named by its id or by its SKU."""
+
+    product_id = Id(metadata={"description": "the product's id; or give `sku` instead"})
+    sku = Sku(metadata={"description": "the product's SKU; or give `product_id` instead"})
     quantity = Quantity(required=True)
+
+    @validates_schema
+    def _one_name(self, data: dict[str, Any], **_kw: Any) -> None:
+        _name_the_product(data)
+
+
+class CartItemRequest(ProductLineRequest):
+    pass
 
 
 class CartQuantityRequest(Request):
     quantity = Quantity(required=True)
 
 
-class OrderItemRequest(Request):
-    product_id = Id(required=True)
-    quantity = Quantity(required=True)
+class OrderItemRequest(ProductLineRequest):
+    pass
 
 
 class OrderCreateRequest(Request):
-    """Either ``items`` or the one-product shorthand ``product_id`` + ``quantity``."""
+    """Either ``items`` or the one-product shorthand: ``product_id`` (or ``sku``) + ``quantity``."""
 
     items = fields.List(fields.Nested(OrderItemRequest), validate=validate.Length(min=1, max=100))
     product_id = Id()
+    sku = Sku()
     quantity = Quantity()
 
     @validates_schema
     def _one_form(self, data: dict[str, Any], **_kw: Any) -> None:
-        shorthand = "product_id" in data or "quantity" in data
+        shorthand = {"product_id", "sku", "quantity"} & data.keys()
         if "items" in data and shorthand:
-            raise ValidationError("give either items or product_id and quantity, not both", "_schema")
+            raise ValidationError("give either items or product_id (or sku) and quantity, not both",
+                                  "_schema")
         if "items" not in data:
-            missing = {name: ["Missing data for required field."]
-                       for name in ("product_id", "quantity") if name not in data}
-            if missing:
-                required = {"items": ["Missing data for required field."]}
-                raise ValidationError(missing if shorthand else required)
+            if not shorthand:
+                raise ValidationError({"items": ["Missing data for required field."]})
+            _name_the_product(data)
+            if "quantity" not in data:
+                raise ValidationError({"quantity": ["Missing data for required field."]})
 
-    def items_of(self, data: dict[str, Any]) -> list[dict[str, int]]:
+    def items_of(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """The lines as given, each naming its product by ``product_id`` or ``sku``."""
         if "items" in data:
             return data["items"]
-        return [{"product_id": data["product_id"], "quantity": data["quantity"]}]
+        return [{key: data[key] for key in ("product_id", "sku", "quantity") if key in data}]
 
 
 class OrderQuery(Query):
@@ -226,6 +249,7 @@ class ProductPageResponse(PageResponse):
 
 class StockResponse(Schema):
     product_id = fields.Integer(required=True)
+    sku = fields.String(required=True)
     available = fields.Integer(required=True)
     reserved = fields.Integer(required=True)
 

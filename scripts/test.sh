@@ -37,6 +37,8 @@ export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092
 export ANALYTICS_WINDOW_SECONDS=10 ANALYTICS_CHECKPOINT_SECONDS=3
 bash scripts/observability.sh install
 bash scripts/analytics.sh setup
+# Bruno's CLI for tests/e2e/test_bruno.py (pinned, cached; npm from Debian when missing)
+bash scripts/bruno.sh install
 if ! wait "$deploy_tools"; then
     cat var/deploy_tools.log >&2
     exit 1

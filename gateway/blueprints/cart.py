@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from gateway import rpc
+from gateway import rpc, skus
 from gateway.auth import current_user, login_required
 from gateway.blueprints.orders import accepted
 from gateway.idempotency import idempotent
@@ -25,25 +25,30 @@ def get_cart() -> ResponseReturnValue:
 
 @bp.post("/items")
 @operation("Add units of a product", "cart", body=CartItemRequest, errors=(404, 409),
-           responses={200: (CartResponse, "The cart")})
+           responses={200: (CartResponse, "The cart")},
+           description='Body: `{"product_id": 1, "quantity": 2}` or `{"sku": "COFFEE-1KG", "quantity": 2}`'
+                       ' (not both: 422). An unknown id or SKU is a 404.')
 @login_required
 def add_item() -> ResponseReturnValue:
-    return jsonify(rpc.call("cart", "add_item", current_user().id, json_body(CartItemRequest())))
+    item = skus.resolve_line(json_body(CartItemRequest()))
+    return jsonify(rpc.call("cart", "add_item", current_user().id, item))
 
 
-@bp.put("/items/<id:product_id>")
-@operation("Set a line's quantity", "cart", body=CartQuantityRequest,
+@bp.put("/items/<product:product_id_or_sku>")
+@operation("Set a line's quantity (the product by id or SKU)", "cart", body=CartQuantityRequest,
            responses={200: (CartResponse, "The cart")})
 @login_required
-def update_item(product_id: int) -> ResponseReturnValue:
+def update_item(product_id_or_sku: int | str) -> ResponseReturnValue:
     data = json_body(CartQuantityRequest())
+    product_id = skus.product_id(product_id_or_sku)
     return jsonify(rpc.call("cart", "update_item", current_user().id, product_id, data["quantity"]))
 
 
-@bp.delete("/items/<id:product_id>")
-@operation("Remove a line", "cart", responses={200: (CartResponse, "The cart")})
+@bp.delete("/items/<product:product_id_or_sku>")
+@operation("Remove a line (the product by id or SKU)", "cart", responses={200: (CartResponse, "The cart")})
 @login_required
-def remove_item(product_id: int) -> ResponseReturnValue:
+def remove_item(product_id_or_sku: int | str) -> ResponseReturnValue:
+    product_id = skus.product_id(product_id_or_sku)
     return jsonify(rpc.call("cart", "remove_item", current_user().id, product_id))
 
 

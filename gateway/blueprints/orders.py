@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
-from gateway import rpc
+from gateway import rpc, skus
 from gateway.auth import User, current_user, login_required
 from gateway.errors import ApiError
 from gateway.idempotency import idempotent, request_key
@@ -48,13 +48,17 @@ def _owner(user: User) -> int | None:
            responses={202: (OrderAcceptedResponse,
                              "Accepted (status PENDING); follow Location for progress")},
            description='Body: `{"items": [{"product_id": 1, "quantity": 2}]}` or the shorthand'
-                       ' `{"product_id": 1, "quantity": 2}`.')
+                       ' `{"product_id": 1, "quantity": 2}`. Each line (and the shorthand) names its'
+                       ' product by `product_id` or by `sku` (`{"items": [{"sku": "COFFEE-1KG",'
+                       ' "quantity": 2}]}`), not both: both is a 422 naming the two fields. An unknown'
+                       ' id or SKU is a 422 whose `fields.items` names it.')
 @login_required
 @idempotent
 def create_order() -> ResponseReturnValue:
     schema = OrderCreateRequest()
     data = json_body(schema)
-    order = rpc.call("orders", "create_order", customer_id=current_user().id, items=schema.items_of(data),
+    items = skus.resolve_lines(schema.items_of(data))
+    order = rpc.call("orders", "create_order", customer_id=current_user().id, items=items,
                      request_key=request_key())
     return accepted(order)
 

@@ -1,13 +1,28 @@
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
 from services.common.schemas import Cents, Currency, Id, PageSchema, text
 
+#: a SKU starts with a letter or digit and is not digits only, so that one path segment
+#: (/api/inventory/{product_id_or_sku}) names one product: digits only are a product id
+SKU_PATTERN = r"^(?:[A-Za-z]|[0-9]+[A-Za-z._-])[A-Za-z0-9._-]*$"
+SKU_MAX_LENGTH = 64
+
+
+def Sku(**kw: Any) -> fields.String:
+    return fields.String(validate=[
+        validate.Length(min=1, max=SKU_MAX_LENGTH),
+        validate.Regexp(SKU_PATTERN, error="must be a SKU: letters, digits, '.', '_' or '-', starting with a"
+                                           " letter or digit, and not digits only (that is a product id)"),
+    ], **kw)
+
 
 class ProductSchema(Schema):
     id = Id(dump_only=True)
-    sku = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))
+    sku = Sku(required=True)
     name = text(200, required=True)
     description = text(5000, min_length=0, load_default="")
     category = text(100, required=True)
@@ -39,6 +54,10 @@ class ProductQuerySchema(PageSchema):
 
 class ProductIdsSchema(Schema):
     product_ids = fields.List(Id(), required=True, validate=validate.Length(min=1, max=100))
+
+
+class ProductSkusSchema(Schema):
+    skus = fields.List(Sku(), required=True, validate=validate.Length(min=1, max=100))
 
 
 # --- events -----------------------------------------------------------------

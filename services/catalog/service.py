@@ -13,6 +13,7 @@ from services.catalog.schemas import (
     ProductIdsSchema,
     ProductQuerySchema,
     ProductSchema,
+    ProductSkusSchema,
     ProductUpdateSchema,
 )
 from services.common.errors import Conflict, NotFound
@@ -84,6 +85,15 @@ class CatalogService:
         ids = load(ProductIdsSchema(), {"product_ids": product_ids})["product_ids"]
         with self.store.get_session(close_on_exit=True) as session:
             products = session.scalars(select(Product).where(Product.id.in_(ids))).all()
+            return product_schema.dump(products, many=True)
+
+    @rpc
+    def get_products_by_sku(self, skus: list) -> list[dict]:
+        """The products with these SKUs that exist, active or not: one call names a whole order's
+        lines. A SKU with no product is simply absent (the caller says which were not found)."""
+        wanted = load(ProductSkusSchema(), {"skus": skus})["skus"]
+        with self.store.get_session(close_on_exit=True) as session:
+            products = session.scalars(select(Product).where(Product.sku.in_(set(wanted)))).all()
             return product_schema.dump(products, many=True)
 
     @rpc

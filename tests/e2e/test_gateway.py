@@ -205,6 +205,63 @@ def test_cart_checkout_is_idempotent(shopper: Any, new_product: Any) -> None:
     assert_problem(call("POST", "/api/cart/checkout", me["token"]), 409, "conflict")  # empty cart
 
 
+# ---------------------------------------------------------------- products named by SKU (seed 001)
+
+def test_the_seed_sku_order_and_stock_commands(shopper: Any, new_product: Any) -> None:
+    me = shopper()
+    product = new_product(stock=10)
+    sku = product["sku"]
+    # seed 001's body as it is: its "customerId" is ignored, the order is the token's customer's
+    placed = call("POST", "/api/orders", me["token"],
+                  json={"customerId": "cust-123", "items": [{"sku": sku, "quantity": 2}]})
+    assert placed.status_code == 202, placed.text
+    order = placed.json()
+    assert order["customer_id"] == me["id"]
+    assert [(line["product_id"], line["sku"], line["quantity"]) for line in order["items"]] == [
+        (product["id"], sku, 2)]
+    assert wait_for_order(me["token"], order["id"], SUCCEEDED)["status"] in SUCCEEDED
+
+    stock = subprocess.run(["curl", "-s", f"{GATEWAY}/api/inventory/{sku}"],
+                           capture_output=True, text=True, check=True).stdout
+    assert json.loads(stock) == {"product_id": product["id"], "sku": sku, "available": 8, "reserved": 0}
+    assert call("GET", f"/api/inventory/{product['id']}").json()["sku"] == sku  # the id form still works
+
+    shorthand = call("POST", "/api/orders", me["token"], json={"sku": sku, "quantity": 1})
+    assert shorthand.status_code == 202 and shorthand.json()["items"][0]["product_id"] == product["id"]
+
+
+def test_sku_mistakes_are_problems(shopper: Any, new_product: Any) -> None:
+    me = shopper()
+    product = new_product(stock=10)
+    unknown = call("POST", "/api/orders", me["token"],
+                   json={"items": [{"sku": "NO-SUCH-SKU", "quantity": 1}]})
+    fields = assert_problem(unknown, 422, "validation")["fields"]
+    assert fields == {"items": {"NO-SUCH-SKU": ["no such product"]}}
+    missing_id = {"items": [{"product_id": 2**31 - 1, "quantity": 1}]}
+    unknown_id = call("POST", "/api/orders", me["token"], json=missing_id)
+    assert assert_problem(unknown_id, 422, "validation")["fields"]["items"]  # the same answer for an id
+    both = call("POST", "/api/orders", me["token"],
+                json={"items": [{"sku": product["sku"], "product_id": product["id"], "quantity": 1}]})
+    conflict = assert_problem(both, 422, "validation")["fields"]["items"]["0"]
+    assert set(conflict) == {"sku", "product_id"}
+    assert_problem(call("GET", "/api/inventory/NO-SUCH-SKU"), 404, "not-found")
+    assert_problem(call("POST", "/api/cart/items", me["token"], json={"sku": "NO-SUCH-SKU", "quantity": 1}),
+                   404, "not-found")
+    assert call("GET", "/api/orders", me["token"]).json()["total"] == 0
+
+
+def test_cart_lines_by_sku(shopper: Any, new_product: Any) -> None:
+    me = shopper()
+    product = new_product(stock=10)
+    sku = product["sku"]
+    added = call("POST", "/api/cart/items", me["token"], json={"sku": sku, "quantity": 2})
+    assert added.status_code == 200
+    assert added.json()["items"] == [{"product_id": product["id"], "quantity": 2}]
+    updated = call("PUT", f"/api/cart/items/{sku}", me["token"], json={"quantity": 3})
+    assert updated.json()["items"] == [{"product_id": product["id"], "quantity": 3}]
+    assert call("DELETE", f"/api/cart/items/{sku}", me["token"]).json()["items"] == []
+
+
 # ---------------------------------------------------------------- RBAC and ownership
 
 def test_catalog_and_inventory_writes_are_admin_only(shopper: Any, admin_token: str) -> None:

@@ -52,3 +52,25 @@ def test_errors_are_typed_and_write_nothing(catalog):
     with pytest.raises(ValidationFailed):
         catalog.get_product("1 OR 1=1")
     assert catalog.list_products({})["total"] == 1
+
+
+def test_products_by_sku_in_one_call(catalog):
+    coffee = catalog.create_product(COFFEE)
+    tea = catalog.create_product({**COFFEE, "sku": "TEA-1", "name": "Green tea", "category": "tea"})
+    catalog.deactivate_product(tea["id"])
+
+    found = catalog.get_products_by_sku(["TEA-1", "COF-1", "NOPE-1", "COF-1"])
+    assert sorted((p["sku"], p["id"], p["active"]) for p in found) == [
+        ("COF-1", coffee["id"], True), ("TEA-1", tea["id"], False)]  # inactive too: orders decide
+    assert catalog.get_products_by_sku(["cof-1"]) == []  # a SKU is matched exactly
+    for bad in ([], ["12345"], ["'; DROP TABLE products; --"], ["A"] * 101, "COF-1", None):
+        with pytest.raises(ValidationFailed):
+            catalog.get_products_by_sku(bad)
+
+
+def test_a_sku_of_digits_only_is_refused(catalog):
+    # digits only name a product id in /api/inventory/{product_id_or_sku}
+    with pytest.raises(ValidationFailed) as info:
+        catalog.create_product({**COFFEE, "sku": "12345"})
+    assert "sku" in info.value.details["fields"]
+    assert catalog.create_product({**COFFEE, "sku": "123-A"})["sku"] == "123-A"

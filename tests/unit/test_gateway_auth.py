@@ -230,11 +230,12 @@ def test_catalog_and_inventory_writes_are_admin_only(client: Any, app: Flask, tr
 
 
 def test_an_admin_may_write_the_catalog(client: Any, app: Flask, transport: FakeTransport) -> None:
-    transport.on("catalog", "get_product", {"id": 1}).on(
+    transport.on("catalog", "get_product", {"id": 1, "sku": "A-1"}).on(
         "inventory", "set_stock", {"product_id": 1, "available": 5, "reserved": 0})
     admin = bearer(token_for(app, 1, "admin"))
     response = client.put("/api/inventory/1", json={"available": 5}, headers=admin)
     assert response.status_code == 200
+    assert response.get_json() == {"product_id": 1, "available": 5, "reserved": 0, "sku": "A-1"}
     assert transport.calls_to("inventory", "set_stock")[0].args == (1, 5)
 
 
