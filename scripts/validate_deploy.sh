@@ -16,7 +16,10 @@
 #               the Jenkinsfile with npm-groovy-lint (Groovy parse and CodeNarc's Jenkinsfile rules)
 #   Scripts     shellcheck of the deployment's shell scripts (docker/, deploy_tools.sh, this one)
 #   Terraform   terraform fmt -check, tflint --recursive, checkov (every failed check fixed or
-#               skipped inline with its reason)
+#               skipped inline with its reason), over the AWS tree and terraform/gcp. tflint's
+#               built-in terraform ruleset only: the AWS and Google rulesets are plugins, and the
+#               Go module proxy refuses github.com/terraform-linters/tflint-ruleset-google and
+#               -aws (403 "not available"), so they cannot be built here either
 #
 # The consistency of compose, kustomize and Helm with the local run (names, ports, environment)
 # is tests/deploy/test_consistency.py, in the project's pytest run.

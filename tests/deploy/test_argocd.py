@@ -5,7 +5,7 @@
   field, an unknown kind and a misspelt metadata field;
 * each Application uses the project, a source repository and a destination the AppProject allows,
   and a path of this repository that renders (the minikube overlay with the Application's own
-  kustomize patches, the chart with the EKS values);
+  kustomize patches, the chart with the EKS values, whose release file sets the image tags);
 * the AppProject's whitelists are exactly the kinds those renderings create.
 """
 
@@ -19,13 +19,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.test_consistency import CHART, ROOT, helm, run, tool
+from tests.deploy.test_consistency import CHART, K8S_VERSION, ROOT, run, tool
 
 ARGOCD = ROOT / "k8s" / "argocd"
 CRDS = ARGOCD / "crds"
 VALIDATOR = ROOT / "scripts" / "validate_crds.py"
-#: the committed stand-in for helm/ecommerce/values-eks.yaml (terraform's output, not in this repository)
-EKS_VALUES = {"values-eks.yaml": CHART / "values-eks.example.yaml"}
+#: the Application's value files, which live only on the branch ArgoCD follows (no secret, but
+#: per installation); here: the committed example of terraform's output, and a release's tags
+EKS_VALUES = "values-eks.yaml"
+EKS_RELEASE = "values-eks-release.yaml"
+RELEASE_SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
 def manifest(name: str) -> dict[str, Any]:
@@ -113,14 +116,23 @@ def minikube_rendering(tmp_path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(run(tool("kustomize"), "build", tmp_path)) if d]
 
 
-def eks_rendering() -> list[dict[str, Any]]:
+def eks_rendering(tmp_path: Path) -> list[dict[str, Any]]:
+    """helm template of the chart with the Application's value files, as ArgoCD renders it."""
     source = application("ecommerce-eks")["spec"]["source"]
     assert ROOT / source["path"] == CHART
     assert source["helm"]["releaseName"] == "ecommerce"
-    files = [EKS_VALUES.get(name, CHART / name) for name in source["helm"]["valueFiles"]]
-    assert all(f.is_file() for f in files), files
-    assert files == [CHART / "values-eks.example.yaml"], "test_consistency renders these values"
-    return list(helm(files[0]))
+    assert source["helm"]["valueFiles"] == [EKS_VALUES, EKS_RELEASE]
+    release = tmp_path / EKS_RELEASE
+    tags = {"image": {"tag": RELEASE_SHA}, "bundledImages": {"kafkaTag": RELEASE_SHA}}
+    release.write_text(yaml.safe_dump(tags))
+    rendered = run(tool("helm"), "template", "ecommerce", CHART, "--namespace", "ecommerce",
+                   "--kube-version", K8S_VERSION, "-f", CHART / "values-eks.example.yaml", "-f", release)
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    images = {c["image"] for d in docs if d["kind"] in ("Deployment", "StatefulSet", "Job")
+              for c in d["spec"]["template"]["spec"]["containers"]}
+    ecr = {i for i in images if ".dkr.ecr." in i}
+    assert ecr and all(i.endswith(":" + RELEASE_SHA) for i in ecr), images
+    return docs
 
 
 def test_the_minikube_jobs_are_ordered_post_sync_hooks(tmp_path: Path) -> None:
@@ -139,7 +151,8 @@ def test_the_project_whitelists_exactly_the_rendered_kinds(tmp_path: Path) -> No
     namespaced = {(w["group"], w["kind"]) for w in spec["namespaceResourceWhitelist"]}
     cluster = {(w["group"], w["kind"]) for w in spec["clusterResourceWhitelist"]}
     seen = set()
-    renderings = (("minikube overlay", minikube_rendering(tmp_path)), ("chart, EKS values", eks_rendering()))
+    renderings = (("minikube overlay", minikube_rendering(tmp_path)),
+                  ("chart, EKS values", eks_rendering(tmp_path)))
     for where, docs in renderings:
         for doc in docs:
             group = doc["apiVersion"].rpartition("/")[0]
