@@ -8,8 +8,8 @@ resource "google_dataproc_cluster" "flink" {
   labels                        = local.labels
 
   cluster_config {
-    staging_bucket = google_storage_bucket.dataproc.name
-    temp_bucket    = google_storage_bucket.dataproc.name
+    staging_bucket = google_storage_bucket.data["dataproc"].name
+    temp_bucket    = google_storage_bucket.data["dataproc"].name
 
     gce_cluster_config {
       zone                   = var.zone
@@ -52,8 +52,8 @@ resource "google_dataproc_cluster" "flink" {
       optional_components = ["FLINK"]
       override_properties = {
         # Flink's defaults for every job: state in the analytics bucket, kept on cancel
-        "flink:state.checkpoints.dir"                                     = "gs://${google_storage_bucket.analytics.name}/checkpoints"
-        "flink:state.savepoints.dir"                                      = "gs://${google_storage_bucket.analytics.name}/savepoints"
+        "flink:state.checkpoints.dir"                                     = "gs://${google_storage_bucket.data["analytics"].name}/checkpoints"
+        "flink:state.savepoints.dir"                                      = "gs://${google_storage_bucket.data["analytics"].name}/savepoints"
         "flink:execution.checkpointing.externalized-checkpoint-retention" = "RETAIN_ON_CANCELLATION"
       }
     }

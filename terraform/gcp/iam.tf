@@ -41,13 +41,13 @@ resource "google_project_iam_member" "cluster" {
 
 # checkpoints, savepoints and KPI exports: read, write, delete (Flink prunes old checkpoints)
 resource "google_storage_bucket_iam_member" "cluster_analytics" {
-  bucket = google_storage_bucket.analytics.name
+  bucket = google_storage_bucket.data["analytics"].name
   role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.cluster.email}"
 }
 
 resource "google_storage_bucket_iam_member" "cluster_dataproc" {
-  bucket = google_storage_bucket.dataproc.name
+  bucket = google_storage_bucket.data["dataproc"].name
   role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.cluster.email}"
 }
@@ -84,7 +84,7 @@ resource "google_project_iam_member" "submitter" {
 
 resource "google_storage_bucket_iam_member" "submitter_dataproc" {
   for_each = toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])
-  bucket   = google_storage_bucket.dataproc.name
+  bucket   = google_storage_bucket.data["dataproc"].name
   role     = each.value
   member   = "serviceAccount:${google_service_account.submitter.email}"
 }

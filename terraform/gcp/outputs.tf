@@ -5,22 +5,22 @@ output "cluster_name" {
 
 output "analytics_bucket" {
   description = "Bucket of the Flink job's checkpoints/, savepoints/ and kpis/"
-  value       = google_storage_bucket.analytics.name
+  value       = google_storage_bucket.data["analytics"].name
 }
 
 output "checkpoint_dir" {
   description = "Flink's state.checkpoints.dir on the cluster"
-  value       = "gs://${google_storage_bucket.analytics.name}/checkpoints"
+  value       = "gs://${google_storage_bucket.data["analytics"].name}/checkpoints"
 }
 
 output "kpi_export_prefix" {
   description = "Where KPI exports go"
-  value       = "gs://${google_storage_bucket.analytics.name}/kpis/"
+  value       = "gs://${google_storage_bucket.data["analytics"].name}/kpis/"
 }
 
 output "staging_bucket" {
   description = "Dataproc's staging and temp bucket (job files, driver output)"
-  value       = google_storage_bucket.dataproc.name
+  value       = google_storage_bucket.data["dataproc"].name
 }
 
 output "cluster_service_account" {
