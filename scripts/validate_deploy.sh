@@ -7,12 +7,19 @@
 #               against the schemas of Kubernetes $K8S_VERSION
 #   Helm        helm lint --strict, then helm template with the default values, values-minikube.yaml
 #               and values-eks.example.yaml (terraform's output), through the same validator
+#   ArgoCD      k8s/argocd/*.yaml against ArgoCD's own CRDs (vendored in k8s/argocd/crds), strict
+#               (scripts/validate_crds.py)
 #   Dockerfiles hadolint (Dockerfile, docker/kafka/Dockerfile, docker/flink/Dockerfile)
 #   Compose     docker-compose.yml against the vendored compose-spec JSON schema (docker/compose-spec.json)
-#   CI          actionlint .github/workflows/*.yml (with shellcheck for the run: scripts)
+#   CI          actionlint .github/workflows/*.yml (with shellcheck for the run: scripts);
+#               .gitlab-ci.yml against GitLab's CI schema (check-jsonschema's vendor.gitlab-ci);
+#               the Jenkinsfile with npm-groovy-lint (Groovy parse and CodeNarc's Jenkinsfile rules)
 #   Scripts     shellcheck of the deployment's shell scripts (docker/, deploy_tools.sh, this one)
 #   Terraform   terraform fmt -check, tflint --recursive, checkov (every failed check fixed or
-#               skipped inline with its reason)
+#               skipped inline with its reason), over the AWS tree and terraform/gcp. tflint's
+#               built-in terraform ruleset only: the AWS and Google rulesets are plugins, and the
+#               Go module proxy refuses github.com/terraform-linters/tflint-ruleset-google and
+#               -aws (403 "not available"), so they cannot be built here either
 #
 # The consistency of compose, kustomize and Helm with the local run (names, ports, environment)
 # is tests/deploy/test_consistency.py, in the project's pytest run.
@@ -70,6 +77,10 @@ helm_chart() {
     k8s_validate "$WORK/helm-default.yaml" "$WORK/helm-minikube.yaml" "$WORK/helm-eks.yaml"
 }
 
+argocd() {
+    "$BIN/validators-python" scripts/validate_crds.py --crds k8s/argocd/crds k8s/argocd/*.yaml >/dev/null
+}
+
 dockerfiles() {
     "$BIN/hadolint" --failure-threshold warning Dockerfile docker/kafka/Dockerfile docker/flink/Dockerfile
 }
@@ -81,6 +92,19 @@ compose() {
 workflows() {
     # with shellcheck, actionlint also checks every `run:` script
     "$BIN/actionlint" -no-color -shellcheck "$BIN/shellcheck" .github/workflows/*.yml
+}
+
+gitlab_ci() {
+    "$BIN/check-jsonschema" --builtin-schema vendor.gitlab-ci .gitlab-ci.yml
+}
+
+jenkinsfile() {
+    # without a Java, npm-groovy-lint would try to download one
+    command -v java >/dev/null 2>&1 || {
+        echo "Java 17 is missing (Debian: apt-get install openjdk-17-jre-headless)" >&2
+        return 1
+    }
+    "$BIN/npm-groovy-lint" --noserver --failon warning --config recommended-jenkinsfile --output txt Jenkinsfile
 }
 
 shell_scripts() {
@@ -100,9 +124,12 @@ terraform_checks() {
 
 step "kubernetes manifests (kustomize build + kubernetes-validate $K8S_VERSION)" kustomize_overlays
 step "helm chart (lint, template default, minikube and EKS example values, kubernetes-validate $K8S_VERSION)" helm_chart
+step "argocd manifests (ArgoCD v3.5.1 CRDs, strict)" argocd
 step "dockerfiles (hadolint)" dockerfiles
 step "docker-compose.yml (compose-spec schema)" compose
 step "github actions (actionlint with shellcheck)" workflows
+step "gitlab ci (GitLab's CI schema)" gitlab_ci
+step "jenkinsfile (npm-groovy-lint, recommended-jenkinsfile rules)" jenkinsfile
 step "deployment shell scripts (shellcheck)" shell_scripts
 step "terraform (fmt, tflint, checkov)" terraform_checks
 
