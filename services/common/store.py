@@ -36,6 +36,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -112,6 +113,15 @@ def configure_engine(engine: Engine) -> None:
         from psycogreen.eventlet import patch_psycopg
 
         patch_psycopg()
+
+
+#: the dialects whose ``INSERT ... ON CONFLICT`` :func:`upsert` builds on
+UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def upsert(session: Session, table: Any) -> Any:
+    """An ``INSERT`` into ``table`` that takes ``.on_conflict_do_update`` on this session's database."""
+    return UPSERT_INSERTS[session.get_bind().dialect.name](table)
 
 
 def paginate(session: Session, statement: Select, order_by: Any, params: dict[str, Any],

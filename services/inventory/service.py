@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,7 +24,7 @@ from services.common.batch_events import batch_event_handler
 from services.common.errors import OutOfStock
 from services.common.rpc import rpc
 from services.common.schemas import load, require_id
-from services.common.store import Store, UnitOfWork, utcnow
+from services.common.store import Store, UnitOfWork, upsert, utcnow
 from services.common.telemetry import Telemetry, event_log_context
 from services.inventory.domain import (
     COMMITTED,
@@ -43,14 +42,11 @@ from services.inventory.schemas import EVENT_SCHEMAS, ReserveSchema, SetStockSch
 
 log = logging.getLogger(__name__)
 
-#: the dialects whose ``INSERT ... ON CONFLICT`` the upsert uses
-UPSERT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
 
 def _set_available(session: Session, product_id: int, available: int) -> dict[str, int]:
     """Upsert in one statement, so two admins creating the same row cannot collide."""
     now = utcnow()
-    statement = UPSERT_INSERTS[session.get_bind().dialect.name](Stock).values(
+    statement = upsert(session, Stock).values(
         product_id=product_id, available=available, reserved=0, updated_at=now
     )
     statement = statement.on_conflict_do_update(

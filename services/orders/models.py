@@ -96,4 +96,20 @@ class StatusChange(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, nullable=False)
 
 
+class ProductPrice(Base):
+    """The orders service's read model of the catalog: what an order needs to price a line, kept
+    current by the catalog's product events (``adapters/price_book.py``)."""
+
+    __tablename__ = "product_prices"
+
+    product_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    sku: Mapped[str] = mapped_column(String(64), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    price_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    #: when the catalog's state this row holds was current: an older event never overwrites it
+    as_of: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
 messaging_tables(Base.metadata)

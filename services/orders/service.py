@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
+from services.common.batch_events import BatchOutcome, batch_event_handler
 from services.common.config import setting
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common.items import merge_quantities
@@ -23,7 +24,8 @@ from services.common.schemas import load, require_id
 from services.common.store import Store, utcnow
 from services.common.telemetry import Telemetry
 from services.orders import use_cases
-from services.orders.adapters.rpc_ports import RpcCatalog, RpcParticipants
+from services.orders.adapters.price_book import PriceBook, apply_catalog_events
+from services.orders.adapters.rpc_ports import RpcParticipants
 from services.orders.adapters.unit_of_work import unit_of_work
 from services.orders.domain.errors import CannotCancel, InvalidOrder, NotStalled, OrderNotFound
 from services.orders.domain.saga import RetryPolicy
@@ -101,7 +103,7 @@ class OrdersService:
         )
         view = use_cases.place_order(
             self.uow,
-            RpcCatalog(self.catalog),
+            PriceBook(self.store.Session, self.catalog),
             data["customer_id"],
             merge_quantities(data["items"]),
             data["request_key"],
@@ -156,6 +158,14 @@ class OrdersService:
             except UNREACHABLE:
                 log.warning("broker unreachable; order %s is resumed at a later tick", order_id)
                 return
+
+    @batch_event_handler(
+        [("catalog", "product_created"), ("catalog", "product_updated"), ("catalog", "product_deactivated")]
+    )
+    def on_catalog_events(self, events: list[dict]) -> BatchOutcome:
+        """Keep the local prices current (adapters/price_book.py)."""
+        with self.store.transaction() as tx:
+            return BatchOutcome(reject=apply_catalog_events(tx.session, events))
 
     # Operators: sagas parked after too many technical failures (make stalled, /api/admin/stalled-orders)
     @rpc

@@ -16,6 +16,7 @@ from services.catalog.service import CatalogService
 from services.common.errors import Conflict, NotFound, OutOfStock, ServiceUnavailable, ValidationFailed
 from services.common.rpc import rpc
 from services.orders.service import OrdersService
+from tests.helpers import wait_for
 
 CALLS: list[tuple] = []
 SCRIPT: dict[str, object] = {}
@@ -237,3 +238,36 @@ def test_a_saga_that_keeps_failing_is_stalled_listed_and_resumed_by_an_operator(
     assert orders.resume_stalled(order["id"])["stalled_reason"] is None
     confirmed = wait_status(orders, order["id"], {"CONFIRMED"})
     assert confirmed["stalled_reason"] is None and orders.list_stalled() == []
+
+
+def test_orders_are_priced_from_the_local_read_model_kept_current_by_catalog_events(
+        start_service, rpc_client, database_flavour):
+    catalog_container = start_service(CatalogService)
+    for stand_in in (InventoryStandIn, PaymentsStandIn, ShippingStandIn):
+        start_service(stand_in, database=False)
+    catalog = rpc_client("catalog")
+    # known to the catalog before orders listened to its events: read over RPC once, then kept
+    early = catalog.create_product({"sku": "EARLY-1", "name": "Tea", "category": "grocery",
+                                    "price_cents": 500, "currency": "USD"})
+    start_service(OrdersService, flavour=database_flavour)
+    orders = rpc_client("orders")
+    first = orders.create_order(customer_id=3, items=[{"product_id": early["id"], "quantity": 1}])
+    assert first["total_cents"] == 500
+
+    late = catalog.create_product({"sku": "LATE-1", "name": "Mug", "category": "home",
+                                   "price_cents": 1200, "currency": "USD"})
+    catalog.update_product(late["id"], {"price_cents": 1500})
+    catalog.deactivate_product(early["id"])
+
+    def priced(product_id):
+        try:
+            return orders.create_order(customer_id=3, items=[{"product_id": product_id, "quantity": 1}])
+        except ValidationFailed as exc:
+            return exc.details
+
+    wait_for(lambda: priced(late["id"]).get("total_cents") == 1500, what="the new price at orders")
+    unavailable = {"fields": {"items": {str(early["id"]): ["product is not available"]}}}
+    wait_for(lambda: priced(early["id"]) == unavailable, what="the deactivation at orders")
+    # with the catalog gone, orders are still priced: no RPC per order
+    catalog_container.stop()
+    assert priced(late["id"])["total_cents"] == 1500

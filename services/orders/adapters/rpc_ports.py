@@ -9,14 +9,6 @@ from services.orders.domain.saga import REFUSABLE, Step
 from services.orders.ports import SagaRecord
 
 
-class RpcCatalog:
-    def __init__(self, catalog: Any):
-        self._catalog = catalog
-
-    def products(self, product_ids: list[int]) -> list[dict[str, Any]]:
-        return self._catalog.call("get_products", product_ids)
-
-
 class RpcParticipants:
     """The services the saga commands, each idempotent per order."""
 
