@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run stop status test lint dlq logs bench kpis up up-lite down-compose k8s-deploy validate-deploy
+.PHONY: help run stop status test lint dlq stalled logs bench kpis up up-lite down-compose k8s-deploy validate-deploy
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ lint:  ## ruff over the tree
 
 dlq:  ## list parked (dead-lettered) messages
 	@.venv/bin/python -m services.common.dlq list
+
+stalled:  ## list sagas parked after too many technical failures; resume one: make stalled RESUME=<order id>
+	@.venv/bin/python -m services.orders.stalled $(if $(RESUME),resume $(RESUME),list)
 
 bench:  ## load-test a local stack against its floors (docs/performance.md); flags: make bench ARGS="--duration 120"
 	@bash scripts/bench.sh $(ARGS)

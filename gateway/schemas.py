@@ -289,10 +289,25 @@ class OrderResponse(Schema):
     total_cents = fields.Integer(allow_none=True)
     tracking_number = fields.String(allow_none=True)
     cancellation_requested = fields.Boolean(allow_none=True)
+    #: why the saga is parked waiting for an operator (null while it runs)
+    stalled_reason = fields.String(allow_none=True)
     items = fields.List(fields.Nested(OrderLineResponse))
     history = fields.List(fields.Nested(StatusChangeResponse))
     created_at = Timestamp()
     updated_at = Timestamp()
+
+
+class StalledOrderResponse(Schema):
+    id = fields.Integer(required=True)
+    customer_id = fields.Integer(required=True)
+    status = fields.String(required=True)
+    attempts = fields.Integer(required=True)
+    stalled_reason = fields.String(required=True)
+    updated_at = Timestamp()
+
+
+class StalledOrdersResponse(Schema):
+    items = fields.List(fields.Nested(StalledOrderResponse), required=True)
 
 
 class OrderAcceptedResponse(OrderResponse):

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 
 from gateway import rpc, skus
-from gateway.auth import User, current_user, login_required
+from gateway.auth import User, admin_required, current_user, login_required
 from gateway.errors import ApiError
 from gateway.idempotency import idempotent, request_key
 from gateway.openapi import operation
@@ -23,6 +23,7 @@ from gateway.schemas import (
     OrderPageResponse,
     OrderQuery,
     OrderResponse,
+    StalledOrdersResponse,
 )
 from gateway.validation import json_body, query_args
 
@@ -93,5 +94,23 @@ def cancel_order(order_id: int) -> ResponseReturnValue:
     order = rpc.call("orders", "cancel_order", order_id, customer_id=_owner(current_user()),
                      reason=data.get("reason"))
     response = jsonify(order)
+    response.status_code = 202
+    return response
+
+
+@bp.get("/stalled")
+@operation("Admins: sagas parked after too many technical failures in a row, with the reason", "orders",
+           responses={200: (StalledOrdersResponse, "The stalled orders, oldest first")})
+@admin_required
+def stalled_orders() -> ResponseReturnValue:
+    return jsonify({"items": rpc.call("orders", "list_stalled")})
+
+
+@bp.post("/<id:order_id>/resume")
+@operation("Admins: resume a stalled saga (its step is retried within a second)", "orders", errors=(409,),
+           responses={202: (OrderResponse, "Resumed; the saga retries its step")})
+@admin_required
+def resume_order(order_id: int) -> ResponseReturnValue:
+    response = jsonify(rpc.call("orders", "resume_stalled", order_id))
     response.status_code = 202
     return response
