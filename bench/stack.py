@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.system import children
+from services.common.config import metrics_ports
 
 ROOT = Path(__file__).resolve().parents[1]
+#: scripts/observability.sh's shipper and search engine, shared by the checkout's stacks
+OBSERVABILITY = ROOT / "var" / "observability"
+#: the log pipeline: the stack's logging beyond its own processes (supervisord copying their output,
+#: the shipper, the search engine indexing); summed apart from the stack (the second CPU figure)
+LOG_PIPELINE = ("supervisord", "rsyslog", "opensearch")
+#: watched and reported, in neither sum: the stack's Prometheus server
+MONITORING = ("prometheus",)
+#: load generators and the floors' own servers: never part of a stack figure
+NOT_STACK = ("locust", "vegeta", "hello")
 #: settings of the stack's processes that change what the figures mean
 STACK_SETTINGS = (
     "GATEWAY_WORKERS",
@@ -82,7 +97,36 @@ class Stack:
         return result.stdout
 
     def processes(self) -> dict[str, int]:
-        """name -> pid of the stack's processes: services, gateway workers, broker, Redis."""
+        """name -> pid of every process whose CPU the benchmark counts: the services and gateway
+        workers (supervisord's programs), RabbitMQ, Redis, PostgreSQL when a service uses it, the
+        log pipeline (LOG_PIPELINE) and the stack's Prometheus (MONITORING)."""
+        found = self.platform_processes()
+        if any(url.startswith("postgresql") for url in self.database_urls(found).values()):
+            for index, pid in enumerate(postmasters()):
+                found["postgres" if index == 0 else f"postgres-{pid}"] = pid
+        for name, pid in (
+            ("supervisord", _pid_file(self.stack_dir / "supervisord.pid")),
+            ("rsyslog", _pid_file(OBSERVABILITY / "rsyslog" / "rsyslog.pid") or _first(_pgrep("rsyslogd"))),
+            (
+                "opensearch",
+                _pid_file(OBSERVABILITY / "opensearch" / "opensearch.pid")
+                or _first(_pgrep("OpenSearchRunner")),
+            ),
+            ("prometheus", _pid_file(self.stack_dir / "prometheus" / "prometheus.pid")),
+        ):
+            if pid:
+                found[name] = pid
+        return found
+
+    def database_urls(self, processes: dict[str, int]) -> dict[str, str]:
+        """SERVICE_DATABASE_URL -> URL, as the stack's processes run with them."""
+        urls: dict[str, str] = {}
+        for pid in processes.values():
+            urls.update({k: v for k, v in process_environ(pid).items() if k.endswith("_DATABASE_URL")})
+        return urls
+
+    def platform_processes(self) -> dict[str, int]:
+        """name -> pid of the services, gateway workers, broker and Redis."""
         found: dict[str, int] = {}
         if (self.stack_dir / "supervisor.sock").exists():
             for line in self.supervisorctl("status").splitlines():
@@ -100,6 +144,44 @@ class Stack:
             if pids:
                 found[name] = pids[0]
         return found
+
+    def describe(self, processes: dict[str, int]) -> dict[str, str]:
+        """What each non-platform CPU source is, for the reader of the CPU figures."""
+        databases = sorted(
+            {
+                url.rsplit("/", 1)[-1].split("?")[0]
+                for url in self.database_urls(processes).values()
+                if url.startswith("postgresql")
+            }
+        )
+        notes = {
+            "postgres": "every process of the PostgreSQL cluster (the postmaster with its children: "
+            "the backends of every database, ended ones included, checkpointer, WAL writer, "
+            "autovacuum); the stack's databases: " + ", ".join(databases),
+            "supervisord": "supervisord itself: copying its programs' output to their log files",
+            "rsyslog": "the log shipper (scripts/observability.sh)",
+            "opensearch": "the search engine indexing the logs (shared by the machine's stacks)",
+            "prometheus": "the stack's Prometheus server: reported, counted in neither sum",
+        }
+        return {name: note for name, note in notes.items() if name in processes}
+
+    def payment_rows(self) -> int | None:
+        """The payments service's payment rows (its payments_charges counter, read from its own
+        database at every scrape), or None when its /metrics does not answer."""
+        pid = self.platform_processes().get("payments")
+        base = process_environ(pid).get("METRICS_PORT_BASE") if pid else None
+        if not base:
+            return None
+        for port in metrics_ports(int(base))["payments"]:
+            try:
+                text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+            except requests.RequestException:
+                continue
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == "payments_charges_total":
+                        return int(sample.value)
+        return None
 
     def settings(self, processes: dict[str, int]) -> dict[str, Any]:
         """The settings the stack's processes actually run with (read from their environment)."""
@@ -126,14 +208,39 @@ def _pgrep(pattern: str) -> list[int]:
     return [int(pid) for pid in result.stdout.split()]
 
 
-def children(pid: int) -> list[int]:
+def _first(pids: list[int]) -> int | None:
+    return pids[0] if pids else None
+
+
+def _pid_file(path: Path) -> int | None:
+    """The pid a pid file names, if that process is alive."""
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
+def postmasters() -> list[int]:
+    """PostgreSQL's postmaster processes: a ``postgres`` whose parent is not one. Counted with their
+    children (system.process_cpu_seconds), that is every process of the cluster: the backends of
+    every database, ended ones included, and the checkpointer, WAL writer and autovacuum."""
     found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            found += [int(c) for c in (task / "children").read_text().split()]
+            text = stat.read_text()
         except OSError:
             continue
-    return found
+        name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if name != "postgres":
+            continue
+        try:
+            parent = Path(f"/proc/{rest[1]}/stat").read_text()
+        except OSError:
+            parent = ""
+        if "(postgres)" not in parent:
+            found.append(int(stat.parent.name))
+    return sorted(found)
 
 
 def process_environ(pid: int) -> dict[str, str]:
@@ -233,6 +340,25 @@ class Api:
             if page * 100 >= body["total"]:
                 return orders
             page += 1
+
+    def payments(self, admin_token: str, order_ids: list[int], threads: int = 4) -> dict[int, dict | None]:
+        """Each order's payment (GET /api/payments/<id> as the admin), None where it has none."""
+
+        local = threading.local()  # a session per thread: requests' sessions are not thread-safe
+
+        def one(order_id: int) -> tuple[int, dict | None]:
+            if not hasattr(local, "api"):
+                local.api = Api(self.base_url)
+            api = local.api
+            response = api.request("GET", f"/api/payments/{order_id}", admin_token)
+            if response.status_code == 404:
+                return order_id, None
+            if response.status_code != 200:
+                raise RuntimeError(f"GET /api/payments/{order_id} answered {response.status_code}")
+            return order_id, response.json()
+
+        with ThreadPoolExecutor(threads) as pool:
+            return dict(pool.map(one, order_ids))
 
     def unfinished_count(self, admin_token: str, customer_ids: set[int]) -> int:
         """How many orders of these customers are not in a final state yet."""

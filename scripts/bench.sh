@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make bench: load-test a local stack against its own floors (docs/performance.md).
 #
-#   scripts/bench.sh [python -m bench flags]     e.g. --duration 120 --users 80 --profile
+#   scripts/bench.sh [python -m bench flags]     e.g. --saga-rate 50 --saga-seconds 60 --profile
 #
+# Installs what is missing first: the venv, wrk (Debian) and vegeta (go install, cached under
+# ~/.cache/ecommerce-platform/tools; VEGETA=/path/to/vegeta uses another).
 # Uses the stack answering at GATEWAY_URL. When none answers it starts the bench stack, fresh
 # (data in var/bench, vhost "bench", gateway on 18180, Redis db 2, no rate limits, an instant
 # courier so "final state" measures the platform rather than a simulated delay, analytics off), and
@@ -26,6 +28,22 @@ if ! command -v wrk >/dev/null 2>&1; then
         exit 3
     fi
 fi
+
+# vegeta, the constant-rate load generator (bench/vegeta.py), built once into the tools cache that
+# scripts/deploy_tools.sh keeps its Go tools in (same layout: go/<tool>-<version>, gomod/)
+VEGETA_VERSION=v12.13.0
+TOOLS="${ECOMMERCE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ecommerce-platform/tools}"
+VEGETA_DIR="$TOOLS/go/vegeta-$VEGETA_VERSION"
+if [ -z "${VEGETA:-}" ] && [ ! -x "$VEGETA_DIR/vegeta" ]; then
+    command -v go >/dev/null 2>&1 || { log "go is missing (1.22 or newer; Debian: apt-get install golang)"; exit 3; }
+    log "building vegeta $VEGETA_VERSION (go install github.com/tsenart/vegeta/v12@$VEGETA_VERSION, once)"
+    rm -rf "$VEGETA_DIR.tmp" && mkdir -p "$VEGETA_DIR.tmp"
+    GOBIN="$VEGETA_DIR.tmp" GOMODCACHE="$TOOLS/gomod" GOTOOLCHAIN=local nice -n 10 \
+        go install -trimpath -ldflags="-s -w" "github.com/tsenart/vegeta/v12@$VEGETA_VERSION" >&2 \
+        || { log "go install of vegeta failed (see above)"; exit 1; }
+    rm -rf "$VEGETA_DIR" && mv "$VEGETA_DIR.tmp" "$VEGETA_DIR"
+fi
+export VEGETA="${VEGETA:-$VEGETA_DIR/vegeta}"
 
 # The bench stack's settings; each can be overridden from the environment.
 DEFAULT_STACK_DIR="$ROOT/var/bench"
