@@ -108,8 +108,7 @@ class Run:
         )
         self.pool = [self.api.customer("pool") for _ in range(self.args.customers)]
         self.customers |= {c["id"] for c in self.pool}
-        # before any order of the run: the payment rows and the events it causes are counted from here
-        self.payment_rows_before = self.stack.payment_rows()
+        # before any order of the run: the events it causes are counted from here
         self.events_before = events.snapshot(self.stack) if events.running(processes) else None
         self.result.update(
             {
@@ -272,7 +271,9 @@ class Run:
             attack = self.attack(f"{name}-{rate:g}", endpoint, rate, warmup + step_seconds)
             samples, generator = self.collect(name, endpoint, attack)
             first = samples[0][0] if samples else attack.started
-            step = analysis.step_figures(samples, rate, first + warmup, step_seconds)
+            # vegeta sends request i at i / rate after its start: a window from half an interval
+            # before the first measured one holds exactly rate x seconds of them
+            step = analysis.step_figures(samples, rate, first + warmup - 0.5 / rate, step_seconds)
             step["started"] = first
             step["load"] = self.sampler.window(step["measured_from"], step["ended"])
             step["cpu_ms_per_request"] = cpu_per_request(step["load"], step["achieved_rps"])
@@ -412,9 +413,10 @@ class Run:
         )
         samples, generator = self.collect("saga", POST_ORDER, post)
         read_samples, read_generator = self.collect("saga-reads", GET_ORDER, reads) if reads else ([], None)
-        phase_start = samples[0][0] if samples else started
-        phase_end = phase_start + a.saga_seconds
-        step = analysis.step_figures(samples, a.saga_rate, phase_start, a.saga_seconds)
+        first = samples[0][0] if samples else started
+        phase_end = first + a.saga_seconds
+        # half an interval early, as in rate_steps: the window holds every request of the phase
+        step = analysis.step_figures(samples, a.saga_rate, first - 0.5 / a.saga_rate, a.saga_seconds)
         step["generator"] = generator
         out["steps"] = [step]
         out["accepted"] = analysis.accepted_within(
@@ -422,7 +424,12 @@ class Run:
         )
         if reads:
             out["reads"] = {
-                **analysis.step_figures(read_samples, a.saga_read_rate, phase_start, a.saga_seconds),
+                **analysis.step_figures(
+                    read_samples,
+                    a.saga_read_rate,
+                    (read_samples[0][0] if read_samples else first) - 0.5 / a.saga_read_rate,
+                    a.saga_seconds,
+                ),
                 "orders_read_from": len(self.readable),
                 "generator": read_generator,
             }
@@ -498,14 +505,7 @@ class Run:
         for phase in sorted({row[3] for row in self.accepted}):
             rows = [row[:3] for row in self.accepted if row[3] == phase]
             by_phase[phase] = {"accepted": len(rows), **analysis.saga_latencies(rows, orders)}
-        self.log(f"audit: reading the payment of each of {len(orders)} orders")
-        rows_after = self.stack.payment_rows()
-        rows_created = (
-            None
-            if rows_after is None or self.payment_rows_before is None
-            else rows_after - self.payment_rows_before
-        )
-        payments = analysis.payment_audit(orders, self.api.payments(self.admin, sorted(orders)), rows_created)
+        payments = analysis.payment_audit(orders, self.stack.payments_of(sorted(orders)))
         self.result["orders"] = {
             "accepted": len(accepted_ids),
             "order_requests": self.order_requests,

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import bindparam, create_engine, text
 
 from bench.system import children
-from services.common.config import metrics_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 #: scripts/observability.sh's shipper and search engine, shared by the checkout's stacks
@@ -165,23 +162,29 @@ class Stack:
         }
         return {name: note for name, note in notes.items() if name in processes}
 
-    def payment_rows(self) -> int | None:
-        """The payments service's payment rows (its payments_charges counter, read from its own
-        database at every scrape), or None when its /metrics does not answer."""
+    def payments_of(self, order_ids: list[int]) -> dict[int, list[dict[str, Any]]] | None:
+        """Every payment row of these orders, read from the payments service's own database (the
+        ledger of its charges: one row per charge, the unique key on order_id is what keeps it to
+        one), or None when the service or its database is not found."""
         pid = self.platform_processes().get("payments")
-        base = process_environ(pid).get("METRICS_PORT_BASE") if pid else None
-        if not base:
+        url = process_environ(pid).get("PAYMENTS_DATABASE_URL") if pid else None
+        if not url:
             return None
-        for port in metrics_ports(int(base))["payments"]:
-            try:
-                text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-            except requests.RequestException:
-                continue
-            for family in text_string_to_metric_families(text):
-                for sample in family.samples:
-                    if sample.name == "payments_charges_total":
-                        return int(sample.value)
-        return None
+        engine = create_engine(url)
+        query = text("SELECT order_id, status, amount_cents FROM payments WHERE order_id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        )
+        rows: dict[int, list[dict[str, Any]]] = {order_id: [] for order_id in order_ids}
+        try:
+            with engine.connect() as connection:
+                for start in range(0, len(order_ids), 500):
+                    for order_id, status, amount in connection.execute(
+                        query, {"ids": order_ids[start : start + 500]}
+                    ):
+                        rows[order_id].append({"status": status, "amount_cents": amount})
+        finally:
+            engine.dispose()
+        return rows
 
     def settings(self, processes: dict[str, int]) -> dict[str, Any]:
         """The settings the stack's processes actually run with (read from their environment)."""
@@ -340,25 +343,6 @@ class Api:
             if page * 100 >= body["total"]:
                 return orders
             page += 1
-
-    def payments(self, admin_token: str, order_ids: list[int], threads: int = 4) -> dict[int, dict | None]:
-        """Each order's payment (GET /api/payments/<id> as the admin), None where it has none."""
-
-        local = threading.local()  # a session per thread: requests' sessions are not thread-safe
-
-        def one(order_id: int) -> tuple[int, dict | None]:
-            if not hasattr(local, "api"):
-                local.api = Api(self.base_url)
-            api = local.api
-            response = api.request("GET", f"/api/payments/{order_id}", admin_token)
-            if response.status_code == 404:
-                return order_id, None
-            if response.status_code != 200:
-                raise RuntimeError(f"GET /api/payments/{order_id} answered {response.status_code}")
-            return order_id, response.json()
-
-        with ThreadPoolExecutor(threads) as pool:
-            return dict(pool.map(one, order_ids))
 
     def unfinished_count(self, admin_token: str, customer_ids: set[int]) -> int:
         """How many orders of these customers are not in a final state yet."""

@@ -1,5 +1,6 @@
 """The benchmark's judged figures from small synthetic inputs: CPU per completed order, the share
-accepted within the saga phase, constant-rate steps and knees, the payment audit, process CPU."""
+accepted within the saga phase, constant-rate steps and knees, the payment audit (double charges
+included), a process tree's CPU."""
 
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ def order(status: str, total: int = 500) -> dict:
     return {"status": status, "total_cents": total}
 
 
-def payment(status: str, amount: int = 500) -> dict:
+def charge(status: str, amount: int = 500) -> dict:
     return {"status": status, "amount_cents": amount}
 
 
@@ -124,34 +125,38 @@ def test_payment_audit_passes_one_capture_per_delivered_order_and_none_kept_othe
         4: order("REJECTED"),
         5: order("PENDING"),
     }
-    payments = {1: payment("CAPTURED"), 2: payment("DECLINED"), 3: payment("REFUNDED"), 4: None, 5: None}
-    audit = analysis.payment_audit(orders, payments, rows_created=3)
+    ledger = {1: [charge("CAPTURED")], 2: [charge("DECLINED")], 3: [charge("REFUNDED")], 4: [], 5: []}
+    audit = analysis.payment_audit(orders, ledger)
     assert audit["ok"] and audit["double_charged"] == 0
     assert audit["orders_checked"] == 4  # the PENDING one is stuck, not a payment question
     assert audit["payments_by_status"] == {"CAPTURED": 1, "DECLINED": 1, "REFUNDED": 1, "none": 1}
 
 
-def test_a_second_charge_of_an_order_is_detected_from_the_payment_rows() -> None:
-    # the API shows one payment per order; the payments service counted two rows for these two orders
-    orders = {1: order("DELIVERED"), 2: order("DELIVERED")}
-    payments = {1: payment("CAPTURED"), 2: payment("CAPTURED")}
-    audit = analysis.payment_audit(orders, payments, rows_created=3)
-    assert audit["double_charged"] == 1 and not audit["ok"]
+def test_a_second_charge_of_an_order_is_detected() -> None:
+    orders = {1: order("DELIVERED"), 2: order("DELIVERED"), 3: order("CANCELLED")}
+    ledger = {
+        1: [charge("CAPTURED")],
+        2: [charge("CAPTURED"), charge("CAPTURED")],
+        3: [charge("REFUNDED")] * 2,
+    }
+    audit = analysis.payment_audit(orders, ledger)
+    assert audit["double_charged"] == 2 and audit["double_charged_ids"] == [2, 3]
+    assert not audit["ok"]
 
 
 def test_charges_without_delivery_missing_captures_and_wrong_amounts_fail_the_audit() -> None:
     orders = {1: order("REJECTED"), 2: order("DELIVERED"), 3: order("DELIVERED", total=700)}
-    payments = {1: payment("CAPTURED"), 2: payment("DECLINED"), 3: payment("CAPTURED", amount=500)}
-    audit = analysis.payment_audit(orders, payments, rows_created=3)
+    ledger = {1: [charge("CAPTURED")], 2: [charge("DECLINED")], 3: [charge("CAPTURED", amount=500)]}
+    audit = analysis.payment_audit(orders, ledger)
     assert audit["captured_not_delivered"] == [1]
     assert audit["delivered_not_captured"] == [2]
     assert audit["wrong_amount"] == [3]
-    assert not audit["ok"]
+    assert audit["double_charged"] == 0 and not audit["ok"]
 
 
-def test_without_the_payment_row_count_double_charges_are_unchecked_not_passed() -> None:
-    audit = analysis.payment_audit({1: order("DELIVERED")}, {1: payment("CAPTURED")}, rows_created=None)
-    assert audit["double_charged"] is None and not audit["ok"]
+def test_an_unreadable_ledger_is_unchecked_not_passed() -> None:
+    audit = analysis.payment_audit({1: order("DELIVERED")}, None)
+    assert audit == {"checked": False, "double_charged": None, "ok": False}
 
 
 def test_a_process_tree_includes_the_cpu_of_children_that_ended() -> None:
