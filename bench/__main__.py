@@ -15,6 +15,23 @@ def rates(text: str) -> list[float]:
     return values
 
 
+def non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("0 or more")
+    return value
+
+
+def positive(text: str) -> float:
+    value = non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("more than 0")
+    return value
+
+
 def phases(text: str) -> list[str]:
     chosen = [p.strip() for p in text.split(",") if p.strip()]
     unknown = set(chosen) - set(PHASES)
@@ -51,16 +68,19 @@ def parser() -> argparse.ArgumentParser:
         default=rates("10,25,50,75,100"),
         help="POST /api/orders rates to step through (req/s)",
     )
-    knee.add_argument("--knee-step-seconds", type=float, default=8, help="measured seconds per step")
+    knee.add_argument("--knee-step-seconds", type=positive, default=8, help="measured seconds per step")
     knee.add_argument(
-        "--knee-warmup-seconds", type=float, default=2, help="unmeasured seconds at the start of a step"
+        "--knee-warmup-seconds",
+        type=non_negative,
+        default=2,
+        help="unmeasured seconds at the start of a step",
     )
     saga = p.add_argument_group("the saga phase (vegeta): steady orders, reads beside them, CPU per order")
-    saga.add_argument("--saga-rate", type=float, default=50, help="orders/s offered")
-    saga.add_argument("--saga-seconds", type=float, default=60, help="seconds at that rate")
+    saga.add_argument("--saga-rate", type=positive, default=50, help="orders/s offered")
+    saga.add_argument("--saga-seconds", type=positive, default=60, help="seconds at that rate")
     saga.add_argument(
         "--saga-read-rate",
-        type=float,
+        type=non_negative,
         default=10,
         help="GET /api/orders/<id> per second of orders placed earlier, during the phase (0: none)",
     )
@@ -72,7 +92,7 @@ def parser() -> argparse.ArgumentParser:
     )
     saga.add_argument(
         "--background-seconds",
-        type=float,
+        type=non_negative,
         default=5,
         help="seconds of the idle stack's CPU measured before the phase (reported beside the CPU per order)",
     )
