@@ -62,8 +62,9 @@ export SHIPPING_TICK_SECONDS="${SHIPPING_TICK_SECONDS:-0.1}"
 # no Kafka, sink and Flink job (JVMs) beside the order platform: the targets are the order path's
 # (ANALYTICS=on runs them too, on ports of the bench stack's own)
 export ANALYTICS="${ANALYTICS:-off}"
-export KAFKA_PORT="${KAFKA_PORT:-19092}" KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
-export KAFKA_METRICS_PORT="${KAFKA_METRICS_PORT:-19071}" ANALYTICS_FLINK_REST_PORT="${ANALYTICS_FLINK_REST_PORT:-18081}"
+# (not the test stack's 19092, 19093, 17071, 18081: scripts/test.sh)
+export KAFKA_PORT="${KAFKA_PORT:-19192}" KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19193}"
+export KAFKA_METRICS_PORT="${KAFKA_METRICS_PORT:-19171}" ANALYTICS_FLINK_REST_PORT="${ANALYTICS_FLINK_REST_PORT:-18181}"
 
 started=""
 # BENCH_START_STACK=0: measure the stack at GATEWAY_URL or fail, never start one (the smoke test)
