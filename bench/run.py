@@ -437,12 +437,14 @@ class Run:
         self.settle("after the saga phase")
         after, ended = self.sampler.snapshot(), time.time()
         out["load"] = self.sampler.window(started, ended)
+        # the phase's orders: those it got a 202 for, and any created in its window without one
+        # (a request that failed on the client): the window's CPU worked for both
         ids = {row[0] for row in self.accepted[first_order:]}
         statuses = {
             o["id"]: o["status"]
             for c in self.pool
             for o in self.api.orders_of(self.admin, c["id"])
-            if o["id"] in ids
+            if o["id"] in ids or started <= datetime.fromisoformat(o["created_at"]).timestamp() <= ended
         }
         completed = sum(1 for status in statuses.values() if status in analysis.FINAL)
         out["cpu_per_completed_order"] = analysis.cpu_per_order(

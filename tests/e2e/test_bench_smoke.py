@@ -82,7 +82,8 @@ def _has_load(entry: dict) -> bool:
 
 
 def _cpu_figures(cpu: dict, accepted: int) -> None:
-    assert cpu["completed_orders"] == accepted
+    # every order the phase got a 202 for, and any it created without one
+    assert cpu["completed_orders"] >= accepted
     assert cpu["stack_ms"] > 0 and cpu["with_log_pipeline_ms"] >= cpu["stack_ms"]
     groups = cpu["per_process_ms"]
     # every service, the gateway's workers and the broker are in the stack's sum
