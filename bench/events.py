@@ -1,27 +1,26 @@
-"""With analytics running (``ANALYTICS=on``): did every event the run published reach Kafka?
+"""With analytics running (``ANALYTICS=on``): did every event the run emitted reach Kafka?
 
-Per source service, the messages published into its RabbitMQ event exchange (``<service>.events``:
-``publish_in`` of the management API) against the records appended to its Kafka topic (end
-offsets), both counted from before the run's first order. The sink writes at least once, so Kafka
-may hold more than was published (a redelivery) but never fewer: a shortfall that does not close
-within the wait is events lost.
+Before the run's first order, the newest outbox row of every service and the end offset of every
+partition of its Kafka topic are noted. At the audit, the event ids of the outbox rows written since
+(what the services emitted, ``services/common/outbox.py``) are looked up among the records the topics
+gained since (what the sink wrote), by event id, until every one is there or the wait ends. The sink
+writes at least once, so a record may be there twice; an event id that never turns up is lost.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import time
 from typing import Any
-from urllib.parse import quote
 
-import requests
 from kafka import KafkaConsumer, TopicPartition
+from sqlalchemy import create_engine, text
 
 from bench.stack import Stack, process_environ
 from services.kafka_sink.routes import event_sources
 from services.kafka_sink.topics import events_topic
 
-MANAGEMENT = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://localhost:15672")
+Offsets = dict[str, dict[int, int]]  # topic -> partition -> offset
 
 
 def running(processes: dict[str, int]) -> bool:
@@ -30,24 +29,16 @@ def running(processes: dict[str, int]) -> bool:
 
 def end_offsets(topic: str, servers: str) -> int:
     """Records appended to ``topic`` so far, over all its partitions."""
+    return sum(_partition_ends(topic, servers).values())
+
+
+def _partition_ends(topic: str, servers: str) -> dict[int, int]:
     consumer = KafkaConsumer(bootstrap_servers=servers)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return sum(consumer.end_offsets(partitions).values())
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
     finally:
         consumer.close()
-
-
-def published(vhost: str, exchange: str) -> int:
-    response = requests.get(
-        f"{MANAGEMENT}/api/exchanges/{quote(vhost or '/', safe='')}/{quote(exchange, safe='')}",
-        auth=("guest", "guest"),
-        timeout=10,
-    )
-    if response.status_code == 404:
-        return 0  # not declared yet: nothing published into it
-    response.raise_for_status()
-    return int((response.json().get("message_stats") or {}).get("publish_in", 0))
 
 
 def _servers(stack: Stack) -> str:
@@ -56,43 +47,83 @@ def _servers(stack: Stack) -> str:
             servers = process_environ(pid).get("KAFKA_BOOTSTRAP_SERVERS")
             if servers:
                 return servers
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    raise RuntimeError("the Kafka sink's KAFKA_BOOTSTRAP_SERVERS was not found in its environment")
 
 
-def snapshot(stack: Stack) -> dict[str, dict[str, int]]:
-    vhost = stack.amqp_uri.rsplit("/", 1)[-1]
+def _outbox(stack: Stack, source: str, sql: str, **params: Any) -> list[tuple]:
+    url = stack.database_urls(stack.platform_processes()).get(f"{source.upper()}_DATABASE_URL")
+    if not url:
+        raise RuntimeError(f"{source}'s database URL was not found in its environment")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(text(sql), params))
+    finally:
+        engine.dispose()
+
+
+def snapshot(stack: Stack) -> dict[str, Any]:
     servers = _servers(stack)
     return {
-        source: {
-            "published": published(vhost, f"{source}.events"),
-            "in_kafka": end_offsets(events_topic(source), servers),
-        }
-        for source in event_sources()
+        "outbox_max_id": {
+            s: _outbox(stack, s, "SELECT max(id) FROM outbox")[0][0] or 0 for s in event_sources()
+        },
+        "offsets": {events_topic(s): _partition_ends(events_topic(s), servers) for s in event_sources()},
     }
 
 
-def difference(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict[str, Any]:
-    """Per source: published and written to Kafka since ``before``; missing = published - written
-    where that is positive."""
-    sources = {}
-    for source, now in after.items():
-        then = before.get(source, {"published": 0, "in_kafka": 0})
-        sent, written = now["published"] - then["published"], now["in_kafka"] - then["in_kafka"]
-        sources[source] = {"published": sent, "in_kafka": written, "missing": max(sent - written, 0)}
+def _kafka_event_ids(servers: str, offsets: Offsets) -> set[str]:
+    """Event ids of the records the topics gained since ``offsets``."""
+    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None)
+    ids: set[str] = set()
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in offsets for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, offsets[tp.topic].get(tp.partition, 0))
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + 120
+        while any(consumer.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    try:
+                        ids.add(json.loads(record.value)["event_id"])
+                    except (ValueError, KeyError, TypeError):
+                        continue  # not an envelope: nothing the outbox emitted
+    finally:
+        consumer.close()
+    return ids
+
+
+def missing(emitted: dict[str, set[str]], in_kafka: set[str]) -> dict[str, Any]:
+    """Per source: events emitted, and those of them not found in Kafka."""
+    sources = {
+        source: {"emitted": len(ids), "missing": len(ids - in_kafka)} for source, ids in emitted.items()
+    }
     return {
         "sources": sources,
-        "published": sum(s["published"] for s in sources.values()),
-        "in_kafka": sum(s["in_kafka"] for s in sources.values()),
+        "emitted": sum(s["emitted"] for s in sources.values()),
         "missing": sum(s["missing"] for s in sources.values()),
+        "missing_ids": sorted(set().union(*emitted.values()) - in_kafka)[:20] if emitted else [],
     }
 
 
-def compare(stack: Stack, before: dict[str, dict[str, int]], timeout: float = 120) -> dict[str, Any]:
-    """The difference once Kafka caught up with every source, or after ``timeout`` seconds."""
+def compare(stack: Stack, before: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+    """Events emitted since ``before`` against Kafka, once every one is there or after ``timeout`` s."""
+    servers = _servers(stack)
     started = time.monotonic()
     while True:
-        result = difference(before, snapshot(stack))
+        emitted = {
+            source: {
+                row[0]
+                for row in _outbox(stack, source, "SELECT event_id FROM outbox WHERE id > :id", id=since)
+            }
+            for source, since in before["outbox_max_id"].items()
+        }
+        result = missing(emitted, _kafka_event_ids(servers, before["offsets"]))
         if not result["missing"] or time.monotonic() - started > timeout:
             result["waited_s"] = round(time.monotonic() - started, 1)
             return result
-        time.sleep(2)
+        time.sleep(3)

@@ -116,7 +116,7 @@ def test_lost_stuck_or_double_charged_orders_fail_the_saga_target_and_the_run() 
     assert verdicts(unchecked)[1] is False
     assert "payments not checked" in report.order_failures(unchecked)[0]
     lost_event = {**passing(), "analytics": {"missing": 3}}
-    assert report.order_failures(lost_event) == ["3 events published but not in Kafka"]
+    assert report.order_failures(lost_event) == ["3 events emitted but not in Kafka"]
 
 
 def test_phases_not_run_are_not_judged() -> None:

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from bench import analysis
+from bench.events import missing
 from bench.system import process_cpu_seconds
 
 T0 = 1_000_000.0
@@ -170,3 +171,15 @@ def test_a_process_tree_includes_the_cpu_of_children_that_ended() -> None:
     grown_self = process_cpu_seconds(os.getpid()) - before_self
     assert grown_tree - grown_self >= 0.25
     assert process_cpu_seconds(2**22 + 12345) is None
+
+
+def test_an_emitted_event_missing_from_kafka_is_counted_per_source() -> None:
+    emitted = {"orders": {"e1", "e2", "e3"}, "payments": {"p1"}, "cart": set()}
+    result = missing(emitted, in_kafka={"e1", "e3", "p1", "x9"})  # x9: written twice or by another run
+    assert result["sources"] == {
+        "orders": {"emitted": 3, "missing": 1},
+        "payments": {"emitted": 1, "missing": 0},
+        "cart": {"emitted": 0, "missing": 0},
+    }
+    assert result["emitted"] == 4 and result["missing"] == 1 and result["missing_ids"] == ["e2"]
+    assert missing(emitted, {"e1", "e2", "e3", "p1"})["missing"] == 0
