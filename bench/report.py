@@ -71,6 +71,8 @@ def order_failures(result: dict[str, Any]) -> list[str]:
     ):
         if payments.get(key):
             failures.append(f"{len(payments[key])} orders {what}")
+    if _get(result, "analytics", "error"):
+        failures.append(result["analytics"]["error"])
     missing = _get(result, "analytics", "missing")
     if missing:
         failures.append(f"{missing} events emitted but not in Kafka")
@@ -463,7 +465,7 @@ def markdown(result: dict[str, Any]) -> str:
                     f"`{reads['generator']['command']}`",
                 ]
     analytics_check = result.get("analytics")
-    if analytics_check:
+    if analytics_check and "error" not in analytics_check:
         lines += [
             "",
             "## Analytics: every event emitted, in Kafka?",

@@ -34,6 +34,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
+
 from bench import analysis, events, floors, profiling, report, vegeta
 from bench.stack import ROOT, Api, Stack, ready
 from bench.system import Sampler, describe_machine
@@ -109,7 +112,12 @@ class Run:
         self.pool = [self.api.customer("pool") for _ in range(self.args.customers)]
         self.customers |= {c["id"] for c in self.pool}
         # before any order of the run: the events it causes are counted from here
-        self.events_before = events.snapshot(self.stack) if events.running(processes) else None
+        self.events_before = None
+        if events.running(processes):
+            try:
+                self.events_before = events.snapshot(self.stack)
+            except (RuntimeError, KafkaError, SQLAlchemyError) as error:
+                self.result["analytics"] = {"error": f"cannot count the events: {error}"}
         self.result.update(
             {
                 "run_id": self.run_id,
@@ -525,7 +533,10 @@ class Run:
         }
         if self.events_before is not None:
             self.log("audit: every event published reached Kafka?")
-            self.result["analytics"] = events.compare(self.stack, self.events_before)
+            try:
+                self.result["analytics"] = events.compare(self.stack, self.events_before)
+            except (RuntimeError, KafkaError, SQLAlchemyError) as error:
+                self.result["analytics"] = {"error": f"cannot count the events: {error}"}
 
     # ------------------------------------------------------------------ all
 
