@@ -86,5 +86,5 @@ if [ "${BENCH_START_STACK:-1}" != 0 ] && ! curl -fsS -m 5 "$GATEWAY_URL/ready" >
     fi
     bash scripts/platform.sh up --detach
 fi
-[ -n "$started" ] || log "using the stack already answering at $GATEWAY_URL"
+[ -n "$started" ] || log "measuring the stack at $GATEWAY_URL"
 .venv/bin/python -m bench "$@"

