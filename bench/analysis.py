@@ -143,6 +143,8 @@ def accepted_within(samples: list[Sample], offered: int, phase_end: float, grace
     in_time = sum(1 for s in accepted if s[0] + s[2] / 1000 <= phase_end + grace_s)
     return {
         "offered": offered,
+        # what vegeta sent: fewer than offered when the generator itself fell behind its schedule
+        "sent": len(samples),
         "accepted_in_phase": in_time,
         "accepted_late": len(accepted) - in_time,
         "fraction": round(in_time / offered, 4) if offered else None,

@@ -74,6 +74,7 @@ def test_accepted_within_the_phase_counts_202s_that_arrived_by_its_end_plus_grac
     accepted = analysis.accepted_within(samples, offered=5, phase_end=T0 + 10, grace_s=1.0)
     assert accepted == {
         "offered": 5,
+        "sent": 4,
         "accepted_in_phase": 2,
         "accepted_late": 1,
         "fraction": 0.4,
