@@ -163,28 +163,11 @@ class Stack:
         return {name: note for name, note in notes.items() if name in processes}
 
     def payments_of(self, order_ids: list[int]) -> dict[int, list[dict[str, Any]]] | None:
-        """Every payment row of these orders, read from the payments service's own database (the
-        ledger of its charges: one row per charge, the unique key on order_id is what keeps it to
-        one), or None when the service or its database is not found."""
+        """Every payment row of these orders (``ledger``) from the database the payments service
+        runs with, or None when the service or its database URL is not found."""
         pid = self.platform_processes().get("payments")
         url = process_environ(pid).get("PAYMENTS_DATABASE_URL") if pid else None
-        if not url:
-            return None
-        engine = create_engine(url)
-        query = text("SELECT order_id, status, amount_cents FROM payments WHERE order_id IN :ids").bindparams(
-            bindparam("ids", expanding=True)
-        )
-        rows: dict[int, list[dict[str, Any]]] = {order_id: [] for order_id in order_ids}
-        try:
-            with engine.connect() as connection:
-                for start in range(0, len(order_ids), 500):
-                    for order_id, status, amount in connection.execute(
-                        query, {"ids": order_ids[start : start + 500]}
-                    ):
-                        rows[order_id].append({"status": status, "amount_cents": amount})
-        finally:
-            engine.dispose()
-        return rows
+        return ledger(url, order_ids) if url else None
 
     def settings(self, processes: dict[str, int]) -> dict[str, Any]:
         """The settings the stack's processes actually run with (read from their environment)."""
@@ -199,6 +182,26 @@ class Stack:
                     settings[key] = _redact(key, env[key])
         settings["gateway_workers_running"] = sum(1 for n in processes if n.startswith("gateway-worker-"))
         return settings
+
+
+def ledger(url: str, order_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Every payment row of these orders in the payments database at ``url``: the service's ledger
+    of its charges, one row per charge (its unique key on order_id is what keeps it to one)."""
+    engine = create_engine(url)
+    query = text("SELECT order_id, status, amount_cents FROM payments WHERE order_id IN :ids").bindparams(
+        bindparam("ids", expanding=True)
+    )
+    rows: dict[int, list[dict[str, Any]]] = {order_id: [] for order_id in order_ids}
+    try:
+        with engine.connect() as connection:
+            for start in range(0, len(order_ids), 500):
+                for order_id, status, amount in connection.execute(
+                    query, {"ids": order_ids[start : start + 500]}
+                ):
+                    rows[order_id].append({"status": status, "amount_cents": amount})
+    finally:
+        engine.dispose()
+    return rows
 
 
 def _redact(key: str, value: str) -> str:

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, insert
 
 from bench import analysis
 from bench.events import missing
+from bench.stack import ledger
 from bench.system import process_cpu_seconds
+from services.payments.models import Base, Payment
 
 T0 = 1_000_000.0
 
@@ -184,3 +188,26 @@ def test_an_emitted_event_missing_from_kafka_is_counted_per_source() -> None:
     }
     assert result["emitted"] == 4 and result["missing"] == 1 and result["missing_ids"] == ["e2"]
     assert missing(emitted, {"e1", "e2", "e3", "p1"})["missing"] == 0
+
+
+def test_the_ledger_is_read_from_the_payments_schema_with_every_row_of_an_order(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'payments.db'}"
+    engine = create_engine(url)
+    Base.metadata.create_all(engine)
+    with engine.begin() as connection:
+        for order_id, status in ((1, "CAPTURED"), (2, "DECLINED"), (9, "CAPTURED")):
+            connection.execute(
+                insert(Payment).values(
+                    order_id=order_id,
+                    customer_id=5,
+                    amount_cents=700,
+                    currency="USD",
+                    status=status,
+                    processor_reference=f"sim_{order_id}",
+                )
+            )
+    engine.dispose()
+    rows = ledger(url, [1, 2, 3, *range(100, 1200)])  # more ids than one query takes
+    assert rows[1] == [{"status": "CAPTURED", "amount_cents": 700}]
+    assert rows[2] == [{"status": "DECLINED", "amount_cents": 700}]
+    assert rows[3] == [] and 9 not in rows and len(rows) == 1103
