@@ -103,11 +103,10 @@ class Stack:
                 found["postgres" if index == 0 else f"postgres-{pid}"] = pid
         for name, pid in (
             ("supervisord", _pid_file(self.stack_dir / "supervisord.pid")),
-            ("rsyslog", _pid_file(OBSERVABILITY / "rsyslog" / "rsyslog.pid") or _first(_pgrep("rsyslogd"))),
+            ("rsyslog", _pid_file(OBSERVABILITY / "rsyslog" / "rsyslog.pid") or oldest("rsyslogd")),
             (
                 "opensearch",
-                _pid_file(OBSERVABILITY / "opensearch" / "opensearch.pid")
-                or _first(_pgrep("OpenSearchRunner")),
+                _pid_file(OBSERVABILITY / "opensearch" / "opensearch.pid") or oldest("OpenSearchRunner"),
             ),
             ("prometheus", _pid_file(self.stack_dir / "prometheus" / "prometheus.pid")),
         ):
@@ -137,9 +136,9 @@ class Stack:
             for index, child in enumerate(sorted(children(master))):
                 found[f"gateway-worker-{index + 1}"] = child
         for name, pattern in (("rabbitmq", "beam.smp"), ("redis", "redis-server")):
-            pids = _pgrep(pattern)
-            if pids:
-                found[name] = pids[0]
+            pid = oldest(pattern)
+            if pid:
+                found[name] = pid
         return found
 
     def describe(self, processes: dict[str, int]) -> dict[str, str]:
@@ -209,13 +208,12 @@ def _redact(key: str, value: str) -> str:
     return value.split(":", 1)[0] if key.endswith("_DATABASE_URL") else value
 
 
-def _pgrep(pattern: str) -> list[int]:
-    result = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
-    return [int(pid) for pid in result.stdout.split()]
-
-
-def _first(pids: list[int]) -> int | None:
-    return pids[0] if pids else None
+def oldest(pattern: str) -> int | None:
+    """The longest-running process whose command line matches: the server, not a short-lived
+    client of the same name (``rabbitmqctl`` runs a beam.smp too, and pids wrap around)."""
+    result = subprocess.run(["pgrep", "-o", "-f", pattern], capture_output=True, text=True)
+    pids = result.stdout.split()
+    return int(pids[0]) if pids else None
 
 
 def _pid_file(path: Path) -> int | None:
