@@ -174,20 +174,14 @@ class Attack:
             log = (self.out_dir / f"{self.name}.log").read_text()[-1000:]
             raise RuntimeError(f"vegeta attack {self.name} exited {self.proc.returncode}: {log}")
         vegeta = self.command[0]
-        encoded = subprocess.run(
-            [vegeta, "encode", "--to", "csv", str(self.results_file)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        report = subprocess.run(
-            [vegeta, "report", "--type", "json", str(self.results_file)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+
+        def results_as(*args: str) -> str:
+            command = [vegeta, *args, str(self.results_file)]
+            return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+        report = results_as("report", "--type", "json")
         cpu = usage.ru_utime + usage.ru_stime
-        results = parse_csv(encoded)
+        results = parse_csv(results_as("encode", "--to", "csv"))
         return {
             "results": results,
             "vegeta": {
