@@ -15,6 +15,23 @@ def rates(text: str) -> list[float]:
     return values
 
 
+def non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("0 or more")
+    return value
+
+
+def positive(text: str) -> float:
+    value = non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("more than 0")
+    return value
+
+
 def phases(text: str) -> list[str]:
     chosen = [p.strip() for p in text.split(",") if p.strip()]
     unknown = set(chosen) - set(PHASES)
@@ -38,32 +55,47 @@ def parser() -> argparse.ArgumentParser:
         "--wait-min", type=float, default=0.5, help="think time between a user's tasks, lower bound (s)"
     )
     mix.add_argument("--wait-max", type=float, default=1.5, help="think time, upper bound (s)")
-    knee = p.add_argument_group("knee search (constant rates, stepped)")
+    knee = p.add_argument_group("knee search (vegeta, constant rates, stepped)")
     knee.add_argument(
         "--knee-get-rates",
         type=rates,
-        default=rates("25,50,100,150,200,300,400,600,800,1000,1250,1500"),
+        default=rates("200,400,600,800,1000,1200"),
         help="GET /api/products/<id> rates to step through (req/s)",
     )
     knee.add_argument(
         "--knee-post-rates",
         type=rates,
-        default=rates("5,10,20,30,50,75,100,150,200,300,400"),
+        default=rates("10,25,50,75,100"),
         help="POST /api/orders rates to step through (req/s)",
     )
-    knee.add_argument("--knee-step-seconds", type=float, default=8, help="measured seconds per step")
+    knee.add_argument("--knee-step-seconds", type=positive, default=8, help="measured seconds per step")
     knee.add_argument(
-        "--knee-warmup-seconds", type=float, default=2, help="unmeasured seconds at the start of a step"
+        "--knee-warmup-seconds",
+        type=non_negative,
+        default=2,
+        help="unmeasured seconds at the start of a step",
     )
-    knee.add_argument(
-        "--knee-get-per-user-rate", type=float, default=10, help="req/s each GET user paces itself at"
+    saga = p.add_argument_group("the saga phase (vegeta): steady orders, reads beside them, CPU per order")
+    saga.add_argument("--saga-rate", type=positive, default=50, help="orders/s offered")
+    saga.add_argument("--saga-seconds", type=positive, default=60, help="seconds at that rate")
+    saga.add_argument(
+        "--saga-read-rate",
+        type=non_negative,
+        default=10,
+        help="GET /api/orders/<id> per second of orders placed earlier, during the phase (0: none)",
     )
-    knee.add_argument(
-        "--knee-post-per-user-rate", type=float, default=5, help="req/s each ordering user paces itself at"
+    saga.add_argument(
+        "--saga-read-orders",
+        type=int,
+        default=20,
+        help="orders placed for those reads when no earlier phase placed any",
     )
-    saga = p.add_argument_group("steady order load for the saga latency")
-    saga.add_argument("--saga-rate", type=float, default=100, help="orders/s offered")
-    saga.add_argument("--saga-seconds", type=float, default=20, help="seconds at that rate")
+    saga.add_argument(
+        "--background-seconds",
+        type=non_negative,
+        default=5,
+        help="seconds of the idle stack's CPU measured before the phase (reported beside the CPU per order)",
+    )
     fl = p.add_argument_group("floors")
     fl.add_argument("--floor-seconds", type=float, default=10, help="seconds per wrk run")
     fl.add_argument(

@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
 from kombu import Connection, Producer
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from bench.events import end_offsets
 from bench.stack import Api, Stack
 from services.common.envelope import make_envelope
 from services.common.outbox import event_exchange
@@ -45,14 +45,6 @@ def supervisorctl(stack: Stack, *args: str) -> None:
     output = stack.supervisorctl(*args)
     if "ERROR" in output:
         raise SystemExit(f"supervisorctl {' '.join(args)}: {output.strip()}")
-
-
-def end_offsets(topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers())
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-    total = sum(consumer.end_offsets(partitions).values())
-    consumer.close()
-    return total
 
 
 def pct(values: list[float], p: float) -> float:
@@ -73,12 +65,12 @@ def throughput(stack: Stack, events: int) -> dict[str, Any]:
                                      correlation_id="bench", aggregate_id=1 + i % 500)
             producer.publish(envelope, exchange=exchange, routing_key="cart_item_added", serializer="json",
                              delivery_mode=2, declare=[exchange] if i == 0 else [])
-    before = end_offsets(topic)
+    before = end_offsets(topic, bootstrap_servers())
     supervisorctl(stack, "start", *SINKS)
     first = last = None
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        written = end_offsets(topic) - before
+        written = end_offsets(topic, bootstrap_servers()) - before
         now = time.monotonic()
         if written > 0 and first is None:
             first = (now, written)
@@ -87,7 +79,8 @@ def throughput(stack: Stack, events: int) -> dict[str, Any]:
             break
         time.sleep(0.05)
     if first is None or last is None:
-        raise SystemExit(f"only {end_offsets(topic) - before} of {events} events reached Kafka in 600 s")
+        written = end_offsets(topic, bootstrap_servers()) - before
+        raise SystemExit(f"only {written} of {events} events reached Kafka in 600 s")
     rate = (last[1] - first[1]) / (last[0] - first[0])
     return {"events": events, "seconds": round(last[0] - first[0], 2), "events_per_second": round(rate)}
 

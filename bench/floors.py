@@ -29,8 +29,8 @@ from urllib.parse import quote, urlsplit
 import pika
 import requests
 
-from bench.stack import children
 from bench.stats import summarize
+from bench.system import children
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = ROOT / ".venv" / "bin"

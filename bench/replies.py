@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.floors import VENV_BIN, process, wait_until
-from bench.stack import ROOT, _pgrep
+from bench.stack import ROOT, oldest
 from bench.stats import summarize
 from bench.system import process_cpu_seconds
 
@@ -34,7 +34,7 @@ def measure(amqp_uri: str, calls: int, log_dir: Path) -> dict[str, Any]:
 
     env = {"AMQP_URI": amqp_uri, "LOGSTASH_HOST": ""}
     pool = RpcPool(amqp_uri, size=1, timeout=5)
-    broker = (_pgrep("beam.smp") or [0])[0]
+    broker = oldest("beam.smp") or 0
     latencies: dict[str, list[float]] = {name: [] for name in SERVICES}
     cpu: dict[str, float] = dict.fromkeys(SERVICES, 0.0)
     broker_cpu: dict[str, float] = dict.fromkeys(SERVICES, 0.0)

@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
+from bench import analysis
+
 GET_DETAIL = "GET /api/products/<id>"
 POST_ORDER = "POST /api/orders"
 DOCS_START = "<!-- bench:summary:start -->"
@@ -38,15 +40,172 @@ def _load(entry: dict[str, Any] | None) -> str:
     return f"{load['load1_start']:.1f}→{load['load1_end']:.1f}"
 
 
+#: the targets of issue 12: each measured by one `make bench` run
+CPU_STACK_MS, CPU_WITH_LOGS_MS = 25, 35
+SAGA_RATE, SAGA_SECONDS, SAGA_ACCEPTED, SAGA_P99_MS = 50, 60, 0.98, 1000
+POST_KNEE_RPS, POST_P99_MS = 50, 100
+READ_P99_MS = 100
+GET_RPS, GET_P99_MS = 800, 50
+
+
+def order_failures(result: dict[str, Any]) -> list[str]:
+    """What makes the run fail whatever its speed: an order lost, stuck or charged wrongly, a
+    duplicate order, an event that never reached Kafka."""
+    orders = result.get("orders") or {}
+    payments = orders.get("payments") or {}
+    failures = []
+    if orders.get("lost"):
+        failures.append(f"{orders['lost']} orders lost")
+    if orders.get("stuck"):
+        failures.append(f"{orders['stuck']} orders stuck")
+    if orders.get("more_orders_than_requests"):
+        failures.append(f"{orders['more_orders_than_requests']} more orders than requests")
+    if payments.get("double_charged") is None:
+        failures.append("payments not checked: the payments service's database was not found")
+    elif payments["double_charged"]:
+        failures.append(f"{payments['double_charged']} orders charged more than once")
+    for key, what in (
+        ("delivered_not_captured", "delivered without a captured payment"),
+        ("captured_not_delivered", "charged without a delivery"),
+        ("wrong_amount", "charged another amount than the order's total"),
+    ):
+        if payments.get(key):
+            failures.append(f"{len(payments[key])} orders {what}")
+    if _get(result, "analytics", "error"):
+        failures.append(result["analytics"]["error"])
+    missing = _get(result, "analytics", "missing")
+    if missing:
+        failures.append(f"{missing} events emitted but not in Kafka")
+    return failures
+
+
+def _target(target: str, measured: str, met: bool | None, load: str) -> dict[str, Any]:
+    return {"target": target, "measured": measured, "met": met, "load": load}
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The five targets, each with what this run measured and met / not met (None: not run)."""
+    saga = result.get("saga_phase")
+    knee = result.get("knee")
+    orders = result.get("orders") or {}
+    out = []
+    cpu = (saga or {}).get("cpu_per_completed_order") or {}
+    stack_ms, logs_ms = cpu.get("stack_ms"), cpu.get("with_log_pipeline_ms")
+    pipeline = ", ".join(cpu.get("per_process_ms", {}).get("log_pipeline", {})) or "none found"
+    out.append(
+        _target(
+            f"stack CPU per completed order (saga phase) ≤ {CPU_STACK_MS} ms; ≤ {CPU_WITH_LOGS_MS} ms with "
+            "the log pipeline",
+            f"{stack_ms} ms; {logs_ms} ms with the log pipeline ({pipeline}); "
+            f"{cpu.get('completed_orders')} orders completed"
+            if saga
+            else "not run",
+            (
+                stack_ms is not None
+                and logs_ms is not None
+                and stack_ms <= CPU_STACK_MS
+                and logs_ms <= CPU_WITH_LOGS_MS
+            )
+            if saga
+            else None,
+            _load(saga),
+        )
+    )
+    latency = _get(orders, "saga_latency_by_phase", "saga", "to_final_state") or {}
+    accepted = (saga or {}).get("accepted") or {}
+    payments = orders.get("payments") or {}
+    clean = not order_failures({"orders": orders})
+    out.append(
+        _target(
+            f"saga phase at a steady {SAGA_RATE} orders/s for {SAGA_SECONDS} s: "
+            f"≥ {SAGA_ACCEPTED:.0%} accepted "
+            f"in the phase, p99 202 → final < {SAGA_P99_MS / 1000:g} s, 0 lost, stuck or charged twice",
+            f"offered {saga['offered_rps']}/s for {saga['seconds']} s; accepted in the phase "
+            f"{accepted.get('accepted_in_phase')} of {accepted.get('offered')} "
+            f"({_pct(accepted.get('fraction'))}); "
+            f"p99 to final {latency.get('p99_ms')} ms; lost {orders.get('lost')}, "
+            f"stuck {orders.get('stuck')}, "
+            f"charged twice {payments.get('double_charged')}"
+            if saga
+            else "not run",
+            (
+                saga["offered_rps"] >= SAGA_RATE
+                and saga["seconds"] >= SAGA_SECONDS
+                and (accepted.get("fraction") or 0) >= SAGA_ACCEPTED
+                and latency.get("p99_ms") is not None
+                and latency["p99_ms"] < SAGA_P99_MS
+                and clean
+            )
+            if saga
+            else None,
+            _load(saga),
+        )
+    )
+    post = _get(knee or {}, POST_ORDER, "knee_p99_under_100ms")
+    out.append(
+        _target(
+            f"POST /api/orders knee ≥ {POST_KNEE_RPS} accepted/s at p99 < {POST_P99_MS} ms",
+            (
+                f"{post['achieved_rps']} accepted/s (offered {post['offered_rps']}) "
+                f"at p99 {post['p99_ms']} ms"
+                if post
+                else "no step held p99 under 100 ms"
+            )
+            if knee
+            else "not run",
+            bool(post) and post["offered_rps"] >= POST_KNEE_RPS if knee else None,
+            _load(_get(knee or {}, POST_ORDER)),
+        )
+    )
+    reads = (saga or {}).get("reads")
+    out.append(
+        _target(
+            f"GET /api/orders/<id> while the saga phase runs: p99 < {READ_P99_MS} ms",
+            f"{reads['achieved_rps']}/s served of {reads['offered_rps']}/s offered, p99 {reads['p99_ms']} ms"
+            if reads
+            else "not run",
+            analysis.holds(reads, READ_P99_MS) if reads else None,
+            _load(saga) if reads else "-",
+        )
+    )
+    get = _get(knee or {}, GET_DETAIL, "knee_p99_under_50ms")
+    get_step = next(
+        (
+            s
+            for s in _get(knee or {}, GET_DETAIL, "steps") or []
+            if get and s["offered_rps"] == get["offered_rps"]
+        ),
+        None,
+    )
+    out.append(
+        _target(
+            f"GET /api/products/<id> ≥ {GET_RPS} req/s at p99 < {GET_P99_MS} ms (vegeta, constant rate)",
+            (
+                f"{get['achieved_rps']} req/s (offered {get['offered_rps']}) "
+                f"at p99 {get['p99_ms']} ms; vegeta "
+                f"{_get(get_step or {}, 'generator', 'cpu_ms_per_request')} ms CPU per request"
+                if get
+                else "no step held p99 under 50 ms"
+            )
+            if knee
+            else "not run",
+            bool(get) and get["offered_rps"] >= GET_RPS if knee else None,
+            _load(_get(knee or {}, GET_DETAIL)),
+        )
+    )
+    return out
+
+
+def _pct(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{fraction:.1%}"
+
+
 def headline(result: dict[str, Any]) -> dict[str, Any]:
     floors = result.get("floors", {})
     hello = _get(floors, "flask_hello", "rps")
     amqp_p50 = _get(floors, "amqp_round_trip", "p50_ms")
-    hop_p50 = _get(floors, "nameko_round_trip", "echo", "p50_ms")
     knee_get = _get(result, "knee", GET_DETAIL, "knee_p99_under_100ms") or {}
-    knee_get_50 = _get(result, "knee", GET_DETAIL, "knee_p99_under_50ms") or {}
     knee_post = _get(result, "knee", POST_ORDER, "knee_p99_under_100ms") or {}
-    knee_measured = "knee" in result
     ratios = {
         "gateway GET /api/products/<id> / bare Flask hello (req/s, same wrk command)": _ratio(
             _get(floors, "gateway_product_detail", "rps"), hello
@@ -60,7 +219,9 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         "knee POST /api/orders (p99 < 100 ms) / bare Flask hello": _ratio(
             knee_post.get("achieved_rps"), hello
         ),
-        "Nameko RPC hop via gateway pool / raw AMQP round trip (p50)": _ratio(hop_p50, amqp_p50),
+        "Nameko RPC hop via gateway pool / raw AMQP round trip (p50)": _ratio(
+            _get(floors, "nameko_round_trip", "echo", "p50_ms"), amqp_p50
+        ),
         "Nameko RPC hop via gateway pool / raw AMQP round trip (mean)": _ratio(
             _get(floors, "nameko_round_trip", "echo", "mean_ms"), _get(floors, "amqp_round_trip", "mean_ms")
         ),
@@ -68,78 +229,16 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
             _get(floors, "nameko_round_trip", "catalog_get_product", "p50_ms"), amqp_p50
         ),
     }
-    saga_phase = result.get("saga_phase")
-    saga_latency = _get(result, "orders", "saga_latency_by_phase", "saga", "to_final_state") or {}
     orders = result.get("orders", {})
-    saga_achieved = (
-        _get(saga_phase or {}, "steps", 0, "achieved_rps") if saga_phase and saga_phase.get("steps") else None
-    )
-    if saga_phase and saga_phase.get("steps"):
-        saga_achieved = saga_phase["steps"][0]["achieved_rps"]
-    get_rps = knee_get_50.get("achieved_rps")
-    targets = [
-        {
-            "target": "GET /api/products/<id>: ≥ 1,000 req/s, or ≥ 25% of bare Flask, at p99 < 50 ms",
-            "measured": (
-                f"{get_rps} req/s at p99 < 50 ms ({_ratio(get_rps, hello)} of Flask's {hello})"
-                if get_rps
-                else "no step kept p99 under 50 ms"
-            )
-            if knee_measured
-            else "not run",
-            "met": (bool(get_rps) and (get_rps >= 1000 or (hello is not None and get_rps >= 0.25 * hello)))
-            if knee_measured
-            else None,
-            "load": _load(_get(result, "knee", GET_DETAIL)),
-        },
-        {
-            "target": "POST /api/orders: ≥ 300 accepted/s at p99 < 100 ms",
-            "measured": (
-                f"{knee_post.get('achieved_rps')} accepted/s at p99 {knee_post.get('p99_ms')} ms"
-                if knee_post
-                else "no step kept p99 under 100 ms"
-            )
-            if knee_measured
-            else "not run",
-            "met": bool(knee_post) and knee_post["achieved_rps"] >= 300 if knee_measured else None,
-            "load": _load(_get(result, "knee", POST_ORDER)),
-        },
-        {
-            "target": "saga completion: p99 < 1 s at a steady 100 orders/s, zero lost or stuck",
-            "measured": (
-                f"offered {saga_phase['offered_rps']}/s, accepted {saga_achieved}/s; p99 to final "
-                f"{saga_latency.get('p99_ms')} ms; lost {orders.get('lost')}, stuck {orders.get('stuck')}"
-            )
-            if saga_phase
-            else "not run",
-            "met": (
-                saga_phase["offered_rps"] >= 100
-                and saga_achieved is not None
-                and saga_achieved >= 95
-                and (saga_latency.get("p99_ms") or 1e9) < 1000
-                and not orders.get("lost")
-                and not orders.get("stuck")
-            )
-            if saga_phase
-            else None,
-            "load": _load(saga_phase),
-        },
-        {
-            "target": "gateway's Nameko RPC hop within 3x the raw AMQP round trip (p50)",
-            "measured": f"{hop_p50} ms vs {amqp_p50} ms" if hop_p50 else "not run",
-            "met": (ratios["Nameko RPC hop via gateway pool / raw AMQP round trip (p50)"] or 99) <= 3
-            if hop_p50
-            else None,
-            "load": _load(_get(floors, "nameko_round_trip")),
-        },
-    ]
     return {
         "ratios": ratios,
-        "targets": targets,
+        "targets": targets(result),
+        "failures": order_failures(result),
         "orders": {
             "accepted": orders.get("accepted"),
             "lost": orders.get("lost"),
             "stuck": orders.get("stuck"),
+            "double_charged": _get(orders, "payments", "double_charged"),
         },
     }
 
@@ -176,6 +275,47 @@ def _load_wait(wait: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _payments(p: dict[str, Any]) -> str:
+    if not p.get("checked"):
+        return "Payments: **not checked** (the payments service's database was not found)."
+    return (
+        "Payments (the payments service's rows for each final order): "
+        + ", ".join(f"{k} {v}" for k, v in sorted(p["payments_by_status"].items()))
+        + f"; **charged more than once {p['double_charged']}**, delivered without a capture "
+        f"{len(p['delivered_not_captured'])}, charged without a delivery {len(p['captured_not_delivered'])}, "
+        f"wrong amount {len(p['wrong_amount'])}."
+    )
+
+
+def _cpu_per_order(result: dict[str, Any]) -> list[str]:
+    """The saga phase's CPU per completed order, process by process."""
+    cpu = _get(result, "saga_phase", "cpu_per_completed_order")
+    if not cpu:
+        return []
+    groups = cpu["per_process_ms"]
+    lines = [
+        "",
+        "## CPU per completed order (saga phase)",
+        "",
+        f"From the phase's first request until every order it placed was final ({cpu['window_s']} s), "
+        f"CPU time of each process (/proc) over the {cpu['completed_orders']} orders that reached a final "
+        f"state: **stack {_fmt(cpu['stack_ms'], 2)} ms**, **with the log pipeline "
+        f"{_fmt(cpu['with_log_pipeline_ms'], 2)} ms**. The idle stack (timers, scrapes) used "
+        f"{_fmt(cpu['background_stack_cores'], 3)} cores just before the phase, "
+        f"{_fmt(cpu['background_stack_ms_per_order'], 2)} ms per order over this window (included above).",
+        "",
+        "| process | counted in | ms per completed order |",
+        "| --- | --- | --- |",
+    ]
+    label = {"stack": "stack", "log_pipeline": "with the log pipeline", "not_counted": "neither"}
+    for group in ("stack", "log_pipeline", "not_counted"):
+        lines += [f"| {name} | {label[group]} | {_fmt(ms, 2)} |" for name, ms in groups[group].items()]
+    sources = result["stack"].get("cpu_sources") or {}
+    if sources:
+        lines += ["", "; ".join(f"{name}: {note}" for name, note in sources.items()) + "."]
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     h = result["headline"]
@@ -200,6 +340,9 @@ def markdown(result: dict[str, Any]) -> str:
     for t in h["targets"]:
         verdict = {True: "yes", False: "**no**", None: "not run"}[t["met"]]
         lines.append(f"| {t['target']} | {t['measured']} | {t['load']} | {verdict} |")
+    if h["failures"]:
+        lines += ["", "**The run fails**: " + "; ".join(h["failures"]) + "."]
+    lines += _cpu_per_order(result)
     lines += ["", "## Headline ratios (same run, same machine)", "", "| ratio | value |", "| --- | --- |"]
     lines += [f"| {name} | {_fmt(value, 3)} |" for name, value in h["ratios"].items()]
     floors = result.get("floors")
@@ -252,8 +395,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"p99 < 50 ms: {_fmt((k['knee_p99_under_50ms'] or {}).get('achieved_rps'))} req/s.",
             "",
             "| offered req/s | achieved | p50 ms | p95 ms | p99 ms | errors | load | other work, cores "
-            "| stack CPU ms/request (top 3) | passed |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| stack CPU ms/request (top 3) | vegeta CPU ms/request | passed |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         cost = k.get("cpu_cost")
         if cost:
@@ -271,8 +414,10 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {_fmt(s['offered_rps'], 0)} | {_fmt(s['achieved_rps'])} | {_fmt(s['p50_ms'])} | "
                 f"{_fmt(s['p95_ms'])} | {_fmt(s['p99_ms'])} | {s['errors']} | {_load(s)} | "
                 f"{_fmt(s['load'].get('other_cores'), 2)} | {_cpu(s.get('cpu_ms_per_request'))} | "
-                f"{'yes' if s['passed'] else 'no'} |"
+                f"{_fmt(s['generator']['cpu_ms_per_request'], 3)} | {'yes' if s['passed'] else 'no'} |"
             )
+        lines += ["", "vegeta, per step (files in the run's `vegeta/` directory):", ""]
+        lines += [f"- `{s['generator']['command']}`" for s in k["steps"]]
     orders = result.get("orders")
     if orders:
         lines += [
@@ -280,7 +425,10 @@ def markdown(result: dict[str, Any]) -> str:
             "## Orders and saga completion (202 → status history)",
             "",
             f"Accepted {orders['accepted']}, **lost {orders['lost']}, stuck {orders['stuck']}** "
-            f"(created without a 202 reaching the client: {orders['unacknowledged']}).",
+            f"(created without a 202 reaching the client: {orders['unacknowledged']}; orders beyond the "
+            f"{orders['order_requests']} requests: {orders['more_orders_than_requests']}).",
+            "",
+            _payments(orders["payments"]),
             "",
             "| phase | accepted | to saga decision p50 / p95 / p99 ms "
             "| to final state p50 / p95 / p99 / max ms | outcomes |",
@@ -296,15 +444,43 @@ def markdown(result: dict[str, Any]) -> str:
             )
         saga = result.get("saga_phase")
         if saga:
+            step, accepted, reads = saga["steps"][0], saga["accepted"], saga.get("reads")
             lines += [
                 "",
-                f"Saga phase: offered {saga['offered_rps']} orders/s for {saga['seconds']} s, accepted "
-                f"{_fmt(saga['steps'][0]['achieved_rps'])}/s "
-                f"(p99 of the POST {_fmt(saga['steps'][0]['p99_ms'])} ms, load {_load(saga)}, other work "
-                f"{_fmt(saga['load'].get('other_cores'), 2)} cores); stack CPU per accepted order "
-                "while it ran: "
-                f"{_cpu(saga['steps'][0].get('cpu_ms_per_request'), 6)} ms.",
+                f"Saga phase: offered {saga['offered_rps']} orders/s for {saga['seconds']} s; accepted in "
+                f"the phase {accepted['accepted_in_phase']} of {accepted['offered']} "
+                f"({_pct(accepted['fraction'])}; "
+                f"{accepted['accepted_late']} later; vegeta sent {accepted['sent']}), "
+                f"p50 / p99 of the POST {_fmt(step['p50_ms'])} / "
+                f"{_fmt(step['p99_ms'])} ms, load {_load(saga)}, other work "
+                f"{_fmt(saga['load'].get('other_cores'), 2)} cores. vegeta "
+                f"({step['generator']['cpu_ms_per_request']} ms CPU per request): "
+                f"`{step['generator']['command']}`",
             ]
+            if reads:
+                lines += [
+                    "",
+                    f"Reads beside it: GET /api/orders/<id> of {reads['orders_read_from']} earlier orders, "
+                    f"{reads['achieved_rps']}/s served of {reads['offered_rps']}/s offered, p50 / p99 "
+                    f"{_fmt(reads['p50_ms'])} / {_fmt(reads['p99_ms'])} ms, {reads['errors']} errors: "
+                    f"`{reads['generator']['command']}`",
+                ]
+    analytics_check = result.get("analytics")
+    if analytics_check and "error" not in analytics_check:
+        lines += [
+            "",
+            "## Analytics: every event emitted, in Kafka?",
+            "",
+            "Since the run's first order the services' outboxes emitted "
+            f"{analytics_check['emitted']} events; "
+            f"**{analytics_check['missing']} of them not found in Kafka** by event id (after waiting "
+            f"{analytics_check['waited_s']} s): "
+            + ", ".join(
+                f"{source} {f['emitted']} emitted, {f['missing']} missing"
+                for source, f in analytics_check["sources"].items()
+            )
+            + ".",
+        ]
     restarts = result.get("restarts")
     if restarts:
         lines += [

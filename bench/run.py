@@ -1,4 +1,4 @@
-"""The benchmark run: floors, the realistic mix, the knees, the steady saga load, the order audit.
+"""The benchmark run: floors, the realistic mix, the knees, the saga phase, the order audit.
 
 Phases (``--phases``, default all, in this order):
 
@@ -6,34 +6,52 @@ Phases (``--phases``, default all, in this order):
   wrk command, raw AMQP request/reply, Nameko RPC through the gateway's pooled client;
 * ``mix``     locust: every user registers and logs in, then browses 60 / detail 15 / cart 10 /
   order 10 / status 5, ramped at --spawn-rate for --duration seconds;
-* ``knee``    locust at stepped constant rates, GET /api/products/<id> then POST /api/orders, until
-  a step's p99 reaches 100 ms (or it falls behind the offered rate);
-* ``saga``    POST /api/orders at a steady --saga-rate for --saga-seconds;
+* ``knee``    vegeta at stepped constant rates, GET /api/products/<id> then POST /api/orders, until
+  a step's p99 reaches 100 ms or it serves less than 99% of the offered rate (after three steps);
+* ``saga``    POST /api/orders at a steady --saga-rate for --saga-seconds (vegeta) with
+  GET /api/orders/<id> of earlier orders at --saga-read-rate beside it; the stack's CPU from its
+  first request until every order it placed is final, per completed order;
 * ``profile`` (only with --profile) py-spy on every stack process under load, after the measured phases;
 
 then every order the run placed is followed to a final state (``--drain-timeout``) and counted:
-lost (accepted but unknown to the orders service) and stuck (not final in time) must be 0.
+lost (accepted but unknown to the orders service), stuck (not final in time) and charged wrongly
+(payment_audit: twice, without delivery, or not for a delivery) must be 0; with analytics running,
+every event published must have reached Kafka.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import analysis, floors, profiling, report
+from kafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
+
+from bench import analysis, events, floors, profiling, report, vegeta
 from bench.stack import ROOT, Api, Stack, ready
 from bench.system import Sampler, describe_machine
 
 PHASES = ("floors", "mix", "knee", "saga")
 GET_DETAIL = "GET /api/products/<id>"
 POST_ORDER = "POST /api/orders"
+GET_ORDER = "GET /api/orders/<id>"
+#: the status a request must get to count as served
+EXPECTED = {GET_DETAIL: 200, POST_ORDER: 202, GET_ORDER: 200}
+#: steps a knee search runs even when an early one fails: the CPU per request is fitted over them
+MIN_STEPS = 3
+#: a 202 to one of the saga phase's last requests counts as accepted in the phase when it arrives
+#: within this long after the phase's end (its own round trip)
+ACCEPT_GRACE_S = 1.0
 
 
 class Run:
@@ -47,7 +65,9 @@ class Run:
         self.t0 = time.time()
         self.api = Api(stack.gateway_url)
         self.accepted: list[list] = []  # [order id, accepted epoch, customer id, phase]
+        self.order_requests = 0  # POST /api/orders sent, by every phase
         self.customers: set[int] = set()
+        self.readable: list[tuple[int, str]] = []  # (order id, its owner's token) for the saga's reads
         self.series: list[dict[str, Any]] = []
         self.result: dict[str, Any] = {}
 
@@ -89,10 +109,15 @@ class Run:
         self.log(
             f"{len(self.products)} bench products restocked; registering {self.args.customers} customers"
         )
-        pool = [self.api.customer("pool") for _ in range(self.args.customers)]
-        self.customers |= {c["id"] for c in pool}
-        self.customers_file = self.run_dir / "customers.json"
-        self.customers_file.write_text(json.dumps([{"id": c["id"], "token": c["token"]} for c in pool]))
+        self.pool = [self.api.customer("pool") for _ in range(self.args.customers)]
+        self.customers |= {c["id"] for c in self.pool}
+        # before any order of the run: the events it causes are counted from here
+        self.events_before = None
+        if events.running(processes):
+            try:
+                self.events_before = events.snapshot(self.stack)
+            except (RuntimeError, KafkaError, SQLAlchemyError) as error:
+                self.result["analytics"] = {"error": f"cannot count the events: {error}"}
         self.result.update(
             {
                 "run_id": self.run_id,
@@ -103,6 +128,7 @@ class Run:
                     "amqp_vhost": self.stack.amqp_uri.rsplit("/", 1)[-1],
                     "stack_dir": str(self.stack.stack_dir),
                     "settings": self.stack.settings(processes),
+                    "cpu_sources": self.stack.describe(processes),
                 },
                 "settings": {k: v for k, v in vars(self.args).items()},
                 "raw_records": str(self.run_dir.relative_to(ROOT)),
@@ -132,7 +158,7 @@ class Run:
         if not reached:
             self.log(f"load average still {load1:.2f} after {timeout:.0f}s: measuring anyway")
 
-    # ------------------------------------------------------------------ locust
+    # ------------------------------------------------------------------ load generators
 
     def locust(
         self,
@@ -166,7 +192,6 @@ class Run:
             "PYTHONPATH": str(ROOT),
             "BENCH_OUT": str(out),
             "BENCH_PRODUCTS": json.dumps(self.products),
-            "BENCH_CUSTOMERS": str(self.customers_file),
             **env,
         }
         with open(self.run_dir / f"{name}.log", "w") as log:
@@ -182,46 +207,93 @@ class Run:
         data = json.loads(out.read_text())
         self.accepted += [[*order, name] for order in data["orders"]]
         self.customers |= set(data["customers"])
+        self.order_requests += sum(1 for s in data["samples"] if s[1] == POST_ORDER)
         if data["samples"]:
             self.series += analysis.time_series(data["samples"], name, self.t0)
         return data
 
+    def targets(self, endpoint: str, count: int) -> list[dict[str, Any]]:
+        """``count`` requests to ``endpoint``, each a target of its own (vegeta cycles through them)."""
+        base = self.stack.gateway_url.rstrip("/")
+        if endpoint == GET_DETAIL:
+            return [
+                vegeta.target("GET", f"{base}/api/products/{random.choice(self.products)}")
+                for _ in range(count)
+            ]
+        if endpoint == GET_ORDER:
+            return [
+                vegeta.target("GET", f"{base}/api/orders/{order_id}", {"Authorization": f"Bearer {token}"})
+                for order_id, token in random.choices(self.readable, k=count)
+            ]
+        # the pool's customers in turn, each order with its own Idempotency-Key: every request a new order
+        return [
+            vegeta.target(
+                "POST",
+                f"{base}/api/orders",
+                {"Authorization": f"Bearer {customer['token']}", "Idempotency-Key": uuid.uuid4().hex},
+                {"product_id": random.choice(self.products), "quantity": 1},
+            )
+            for customer in (self.pool[i % len(self.pool)] for i in range(count))
+        ]
+
+    def attack(self, name: str, endpoint: str, rate: float, seconds: float) -> vegeta.Attack:
+        # one target per request, and a second's worth spare: vegeta never has to reuse one
+        count = math.ceil(rate * (seconds + 1))
+        attack = vegeta.Attack(
+            name,
+            self.targets(endpoint, count),
+            rate,
+            seconds,
+            self.run_dir / "vegeta",
+            # the order id is in a 202's body; the other bodies are not needed
+            max_body=-1 if endpoint == POST_ORDER else 0,
+        ).start()
+        assert attack.proc is not None
+        self.sampler.watch({f"vegeta-{name}": attack.proc.pid})
+        return attack
+
+    def collect(self, name: str, endpoint: str, attack: vegeta.Attack) -> tuple[list[list], dict[str, Any]]:
+        """An attack's requests as samples (and its accepted orders recorded); vegeta's own figures."""
+        finished = attack.finish()
+        samples = analysis.samples_of(finished["results"], endpoint, EXPECTED[endpoint])
+        if endpoint == POST_ORDER:
+            self.accepted += [[*order, name] for order in analysis.accepted_orders(finished["results"])]
+            self.order_requests += len(samples)
+        if samples:
+            self.series += analysis.time_series(samples, name, self.t0)
+        return samples, finished["vegeta"]
+
     def rate_steps(
         self,
         name: str,
-        user_class: str,
         endpoint: str,
         rates: list[float],
         step_seconds: float,
         warmup: float,
-        per_user_rate: float,
         stop_p99_ms: float,
     ) -> dict[str, Any]:
-        env = {
-            "BENCH_RATES": ",".join(str(r) for r in rates),
-            "BENCH_STEP_SECONDS": str(step_seconds),
-            "BENCH_WARMUP_SECONDS": str(warmup),
-            "BENCH_PER_USER_RATE": str(per_user_rate),
-            "BENCH_STOP_P99_MS": str(stop_p99_ms),
-            "BENCH_ENDPOINT": endpoint,
-        }
-        data = self.locust(
-            name,
-            "locust_rate.py",
-            user_class,
-            [],
-            env,
-            timeout=len(rates) * (step_seconds + warmup + 3) + 120,
-        )
-        steps = analysis.step_table(data["steps"], data["samples"], endpoint)
-        for step in steps:
-            step["load"] = self.sampler.window(step["started"], step["ended"])
+        """Each rate for ``warmup`` + ``step_seconds`` (one vegeta attack), measured over the requests
+        sent after the warm-up; after MIN_STEPS steps, stop at the first that does not hold."""
+        steps, every = [], []
+        for index, rate in enumerate(rates):
+            attack = self.attack(f"{name}-{rate:g}", endpoint, rate, warmup + step_seconds)
+            samples, generator = self.collect(name, endpoint, attack)
+            first = samples[0][0] if samples else attack.started
+            # vegeta sends request i at i / rate after its start: a window from half an interval
+            # before the first measured one holds exactly rate x seconds of them
+            step = analysis.step_figures(samples, rate, first + warmup - 0.5 / rate, step_seconds)
+            step["started"] = first
+            step["load"] = self.sampler.window(step["measured_from"], step["ended"])
             step["cpu_ms_per_request"] = cpu_per_request(step["load"], step["achieved_rps"])
-        return {
-            "steps": steps,
-            "endpoints": analysis.endpoint_table(data["samples"]),
-            "orders_accepted": len(data["orders"]),
-        }
+            step["passed"] = analysis.holds(step, stop_p99_ms) if stop_p99_ms else None
+            step["generator"] = generator
+            steps.append(step)
+            every += samples
+            # at least MIN_STEPS even when an early one fails (on a busy machine a low rate can fail
+            # too): the CPU cost per request is fitted over the steps
+            if stop_p99_ms and not step["passed"] and index + 1 >= MIN_STEPS:
+                break
+        return {"steps": steps, "endpoints": analysis.endpoint_table(every)}
 
     # ------------------------------------------------------------------ phases
 
@@ -276,25 +348,17 @@ class Run:
     def knee(self) -> None:
         a = self.args
         out: dict[str, Any] = {}
-        for endpoint, user_class, rates, per_user in (
-            (GET_DETAIL, "ProductDetailUser", a.knee_get_rates, a.knee_get_per_user_rate),
-            (POST_ORDER, "PlaceOrderUser", a.knee_post_rates, a.knee_post_per_user_rate),
+        for endpoint, name, rates in (
+            (GET_DETAIL, "knee-get", a.knee_get_rates),
+            (POST_ORDER, "knee-post", a.knee_post_rates),
         ):
             self.settle(f"before knee {endpoint}")
-            self.log(f"knee: {endpoint} at {rates} req/s, {a.knee_step_seconds}s per step")
-            name = "knee-get" if endpoint == GET_DETAIL else "knee-post"
+            self.log(
+                f"knee: {endpoint} at {rates} req/s, {a.knee_warmup_seconds}+{a.knee_step_seconds}s per step"
+            )
             with self.measured(out.setdefault(endpoint, {})):
                 out[endpoint].update(
-                    self.rate_steps(
-                        name,
-                        user_class,
-                        endpoint,
-                        rates,
-                        a.knee_step_seconds,
-                        a.knee_warmup_seconds,
-                        per_user,
-                        100,
-                    )
+                    self.rate_steps(name, endpoint, rates, a.knee_step_seconds, a.knee_warmup_seconds, 100)
                 )
             steps = out[endpoint]["steps"]
             out[endpoint]["cpu_cost"] = analysis.cpu_cost(steps, os.cpu_count() or 1)
@@ -302,24 +366,99 @@ class Run:
             out[endpoint]["knee_p99_under_50ms"] = analysis.knee(steps, 50)
         self.result["knee"] = out
 
+    def readable_orders(self) -> None:
+        """Orders of the pool's customers for the saga phase's reads (their owners' tokens); when the
+        run has placed none yet, --saga-read-orders are placed now."""
+        tokens = {c["id"]: c["token"] for c in self.pool}
+        self.readable = [(row[0], tokens[row[2]]) for row in self.accepted if row[2] in tokens][-500:]
+        if self.readable:
+            return
+        for index in range(self.args.saga_read_orders):
+            customer = self.pool[index % len(self.pool)]
+            order = self.api.json(
+                "POST",
+                "/api/orders",
+                customer["token"],
+                expect=202,
+                json={"product_id": random.choice(self.products), "quantity": 1},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
+            self.accepted.append([order["id"], time.time(), customer["id"], "saga-reads-setup"])
+            self.order_requests += 1
+            self.readable.append((order["id"], customer["token"]))
+
+    def background(self, seconds: float) -> dict[str, float] | None:
+        """Cores each watched process uses while nothing is asked of the stack (timers, scrapes)."""
+        if seconds <= 0:
+            return None
+        before = self.sampler.snapshot()
+        time.sleep(seconds)
+        after = self.sampler.snapshot()
+        return {n: round((after[n] - before[n]) / seconds, 4) for n in after if n in before}
+
     def saga(self) -> None:
         a = self.args
+        self.readable_orders()
         self.settle("before the saga phase")
-        self.log(f"saga: POST /api/orders at a steady {a.saga_rate}/s for {a.saga_seconds}s")
-        out: dict[str, Any] = {"offered_rps": a.saga_rate, "seconds": a.saga_seconds}
-        with self.measured(out):
-            out.update(
-                self.rate_steps(
-                    "saga",
-                    "PlaceOrderUser",
-                    POST_ORDER,
-                    [a.saga_rate],
+        out: dict[str, Any] = {
+            "offered_rps": a.saga_rate,
+            "seconds": a.saga_seconds,
+            "read_rps": a.saga_read_rate,
+        }
+        self.rewatch(out)
+        background = self.background(a.background_seconds)
+        self.log(
+            f"saga: POST /api/orders at a steady {a.saga_rate}/s for {a.saga_seconds}s, "
+            f"GET /api/orders/<id> at {a.saga_read_rate}/s beside it"
+        )
+        before, started = self.sampler.snapshot(), time.time()
+        first_order = len(self.accepted)
+        post = self.attack("saga", POST_ORDER, a.saga_rate, a.saga_seconds)
+        reads = (
+            self.attack("saga-reads", GET_ORDER, a.saga_read_rate, a.saga_seconds)
+            if a.saga_read_rate
+            else None
+        )
+        samples, generator = self.collect("saga", POST_ORDER, post)
+        read_samples, read_generator = self.collect("saga-reads", GET_ORDER, reads) if reads else ([], None)
+        first = samples[0][0] if samples else started
+        phase_end = first + a.saga_seconds
+        # half an interval early, as in rate_steps: the window holds every request of the phase
+        step = analysis.step_figures(samples, a.saga_rate, first - 0.5 / a.saga_rate, a.saga_seconds)
+        step["generator"] = generator
+        out["steps"] = [step]
+        out["accepted"] = analysis.accepted_within(
+            samples, round(a.saga_rate * a.saga_seconds), phase_end, ACCEPT_GRACE_S
+        )
+        if reads:
+            out["reads"] = {
+                **analysis.step_figures(
+                    read_samples,
+                    a.saga_read_rate,
+                    (read_samples[0][0] if read_samples else first) - 0.5 / a.saga_read_rate,
                     a.saga_seconds,
-                    0,
-                    a.knee_post_per_user_rate,
-                    0,
-                )
-            )
+                ),
+                "orders_read_from": len(self.readable),
+                "generator": read_generator,
+            }
+        # until every order of the phase is final: the CPU of its whole saga, not just of its 202
+        self.settle("after the saga phase")
+        after, ended = self.sampler.snapshot(), time.time()
+        out["load"] = self.sampler.window(started, ended)
+        # the phase's orders: those it got a 202 for, and any created in its window without one
+        # (a request that failed on the client): the window's CPU worked for both
+        ids = {row[0] for row in self.accepted[first_order:]}
+        statuses = {
+            o["id"]: o["status"]
+            for c in self.pool
+            for o in self.api.orders_of(self.admin, c["id"])
+            if o["id"] in ids or started <= datetime.fromisoformat(o["created_at"]).timestamp() <= ended
+        }
+        completed = sum(1 for status in statuses.values() if status in analysis.FINAL)
+        out["cpu_per_completed_order"] = analysis.cpu_per_order(
+            before, after, completed, ended - started, background
+        )
+        out["cpu_per_completed_order"]["background_window_s"] = a.background_seconds
         self.result["saga_phase"] = out
 
     def profile(self) -> None:
@@ -328,21 +467,20 @@ class Run:
         get_steps = self.result.get("knee", {}).get(GET_DETAIL, {}).get("steps") or []
         get_rate = get_steps[-1]["offered_rps"] if get_steps else a.knee_get_rates[0]
         out: dict[str, Any] = {}
-        for endpoint, user_class, rate, per_user in (
-            (GET_DETAIL, "ProductDetailUser", get_rate, a.knee_get_per_user_rate),
-            (POST_ORDER, "PlaceOrderUser", a.saga_rate, a.knee_post_per_user_rate),
+        for endpoint, name, rate in (
+            (GET_DETAIL, "profile-get", get_rate),
+            (POST_ORDER, "profile-post", a.saga_rate),
         ):
             self.settle(f"before profiling {endpoint}")
             self.log(
                 f"profile: py-spy on the stack while {endpoint} runs at {rate}/s for {a.profile_seconds}s"
             )
-            name = "profile-get" if endpoint == GET_DETAIL else "profile-post"
-            recording = profiling.start(self.stack.processes(), a.profile_seconds + 2, self.run_dir / name)
+            recording = profiling.start(
+                self.stack.platform_processes(), a.profile_seconds + 2, self.run_dir / name
+            )
             entry: dict[str, Any] = {"offered_rps": rate}
             with self.measured(entry):
-                entry.update(
-                    self.rate_steps(name, user_class, endpoint, [rate], a.profile_seconds, 0, per_user, 0)
-                )
+                entry.update(self.rate_steps(name, endpoint, [rate], a.profile_seconds, 0, 0))
             entry["profiles"] = profiling.finish(recording)
             out[endpoint] = entry
         self.result["profile"] = out
@@ -377,17 +515,28 @@ class Run:
         for phase in sorted({row[3] for row in self.accepted}):
             rows = [row[:3] for row in self.accepted if row[3] == phase]
             by_phase[phase] = {"accepted": len(rows), **analysis.saga_latencies(rows, orders)}
+        payments = analysis.payment_audit(orders, self.stack.payments_of(sorted(orders)))
         self.result["orders"] = {
             "accepted": len(accepted_ids),
+            "order_requests": self.order_requests,
             "created_for_run_customers": len(orders),
             # created without the client seeing a 202 (its request failed or timed out): followed all the same
             "unacknowledged": len(orders.keys() - accepted_ids),
+            # each request carries an Idempotency-Key of its own: more orders than requests is a duplicate
+            "more_orders_than_requests": max(len(orders) - self.order_requests, 0),
             "lost": len(lost),
             "lost_ids": lost[:100],
             "stuck": len(stuck),
             "stuck_ids": stuck[:100],
+            "payments": payments,
             "saga_latency_by_phase": by_phase,
         }
+        if self.events_before is not None:
+            self.log("audit: every event published reached Kafka?")
+            try:
+                self.result["analytics"] = events.compare(self.stack, self.events_before)
+            except (RuntimeError, KafkaError, SQLAlchemyError) as error:
+                self.result["analytics"] = {"error": f"cannot count the events: {error}"}
 
     # ------------------------------------------------------------------ all
 
@@ -418,8 +567,7 @@ class Run:
         for path in paths:
             self.log(f"wrote {path}")
         print(paths[1].read_text())
-        orders = self.result["orders"]
-        return 1 if orders["lost"] or orders["stuck"] else 0
+        return 1 if report.order_failures(self.result) else 0
 
 
 def cpu_per_request(load: dict[str, Any], rps: float) -> dict[str, float]:
@@ -430,7 +578,7 @@ def cpu_per_request(load: dict[str, Any], rps: float) -> dict[str, float]:
     per_process = {
         name: round(cores * 1000 / rps, 2)
         for name, cores in load["top_processes"].items()
-        if not name.startswith(("locust", "hello"))
+        if analysis.counted_as(name) == "stack"
     }
     return {"stack": round(sum(per_process.values()), 2), **per_process}
 
@@ -440,4 +588,9 @@ def main(args: Any) -> int:
     if not ready(stack.gateway_url):
         print(f"[bench] no ready gateway at {stack.gateway_url}; `make bench` (scripts/bench.sh) starts one")
         return 2
+    try:
+        vegeta.binary()
+    except vegeta.VegetaMissing as missing:
+        print(f"[bench] {missing}")
+        return 3
     return Run(args, stack).execute()

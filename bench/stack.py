@@ -11,8 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from sqlalchemy import bindparam, create_engine, text
+
+from bench.system import children
 
 ROOT = Path(__file__).resolve().parents[1]
+#: scripts/observability.sh's shipper and search engine, shared by the checkout's stacks
+OBSERVABILITY = ROOT / "var" / "observability"
+#: the log pipeline: the stack's logging beyond its own processes (supervisord copying their output,
+#: the shipper, the search engine indexing); summed apart from the stack (the second CPU figure)
+LOG_PIPELINE = ("supervisord", "rsyslog", "opensearch")
+#: watched and reported, in neither sum: the stack's Prometheus server
+MONITORING = ("prometheus",)
+#: load generators and the floors' own servers: never part of a stack figure
+NOT_STACK = ("locust", "vegeta", "hello")
 #: settings of the stack's processes that change what the figures mean
 STACK_SETTINGS = (
     "GATEWAY_WORKERS",
@@ -82,7 +94,35 @@ class Stack:
         return result.stdout
 
     def processes(self) -> dict[str, int]:
-        """name -> pid of the stack's processes: services, gateway workers, broker, Redis."""
+        """name -> pid of every process whose CPU the benchmark counts: the services and gateway
+        workers (supervisord's programs), RabbitMQ, Redis, PostgreSQL when a service uses it, the
+        log pipeline (LOG_PIPELINE) and the stack's Prometheus (MONITORING)."""
+        found = self.platform_processes()
+        if any(url.startswith("postgresql") for url in self.database_urls(found).values()):
+            for index, pid in enumerate(postmasters()):
+                found["postgres" if index == 0 else f"postgres-{pid}"] = pid
+        for name, pid in (
+            ("supervisord", _pid_file(self.stack_dir / "supervisord.pid")),
+            ("rsyslog", _pid_file(OBSERVABILITY / "rsyslog" / "rsyslog.pid") or oldest("rsyslogd")),
+            (
+                "opensearch",
+                _pid_file(OBSERVABILITY / "opensearch" / "opensearch.pid") or oldest("OpenSearchRunner"),
+            ),
+            ("prometheus", _pid_file(self.stack_dir / "prometheus" / "prometheus.pid")),
+        ):
+            if pid:
+                found[name] = pid
+        return found
+
+    def database_urls(self, processes: dict[str, int]) -> dict[str, str]:
+        """SERVICE_DATABASE_URL -> URL, as the stack's processes run with them."""
+        urls: dict[str, str] = {}
+        for pid in processes.values():
+            urls.update({k: v for k, v in process_environ(pid).items() if k.endswith("_DATABASE_URL")})
+        return urls
+
+    def platform_processes(self) -> dict[str, int]:
+        """name -> pid of the services, gateway workers, broker and Redis."""
         found: dict[str, int] = {}
         if (self.stack_dir / "supervisor.sock").exists():
             for line in self.supervisorctl("status").splitlines():
@@ -96,10 +136,37 @@ class Stack:
             for index, child in enumerate(sorted(children(master))):
                 found[f"gateway-worker-{index + 1}"] = child
         for name, pattern in (("rabbitmq", "beam.smp"), ("redis", "redis-server")):
-            pids = _pgrep(pattern)
-            if pids:
-                found[name] = pids[0]
+            pid = oldest(pattern)
+            if pid:
+                found[name] = pid
         return found
+
+    def describe(self, processes: dict[str, int]) -> dict[str, str]:
+        """What each non-platform CPU source is, for the reader of the CPU figures."""
+        databases = sorted(
+            {
+                url.rsplit("/", 1)[-1].split("?")[0]
+                for url in self.database_urls(processes).values()
+                if url.startswith("postgresql")
+            }
+        )
+        notes = {
+            "postgres": "every process of the PostgreSQL cluster (the postmaster with its children: "
+            "the backends of every database, ended ones included, checkpointer, WAL writer, "
+            "autovacuum); the stack's databases: " + ", ".join(databases),
+            "supervisord": "supervisord itself: copying its programs' output to their log files",
+            "rsyslog": "the log shipper (scripts/observability.sh)",
+            "opensearch": "the search engine indexing the logs (shared by the machine's stacks)",
+            "prometheus": "the stack's Prometheus server: reported, counted in neither sum",
+        }
+        return {name: note for name, note in notes.items() if name in processes}
+
+    def payments_of(self, order_ids: list[int]) -> dict[int, list[dict[str, Any]]] | None:
+        """Every payment row of these orders (``ledger``) from the database the payments service
+        runs with, or None when the service or its database URL is not found."""
+        pid = self.platform_processes().get("payments")
+        url = process_environ(pid).get("PAYMENTS_DATABASE_URL") if pid else None
+        return ledger(url, order_ids) if url else None
 
     def settings(self, processes: dict[str, int]) -> dict[str, Any]:
         """The settings the stack's processes actually run with (read from their environment)."""
@@ -116,24 +183,68 @@ class Stack:
         return settings
 
 
+def ledger(url: str, order_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Every payment row of these orders in the payments database at ``url``: the service's ledger
+    of its charges, one row per charge (its unique key on order_id is what keeps it to one)."""
+    engine = create_engine(url)
+    query = text("SELECT order_id, status, amount_cents FROM payments WHERE order_id IN :ids").bindparams(
+        bindparam("ids", expanding=True)
+    )
+    rows: dict[int, list[dict[str, Any]]] = {order_id: [] for order_id in order_ids}
+    try:
+        with engine.connect() as connection:
+            for start in range(0, len(order_ids), 500):
+                for order_id, status, amount in connection.execute(
+                    query, {"ids": order_ids[start : start + 500]}
+                ):
+                    rows[order_id].append({"status": status, "amount_cents": amount})
+    finally:
+        engine.dispose()
+    return rows
+
+
 def _redact(key: str, value: str) -> str:
     """Database URLs may carry a password: keep only the driver."""
     return value.split(":", 1)[0] if key.endswith("_DATABASE_URL") else value
 
 
-def _pgrep(pattern: str) -> list[int]:
-    result = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
-    return [int(pid) for pid in result.stdout.split()]
+def oldest(pattern: str) -> int | None:
+    """The longest-running process whose command line matches: the server, not a short-lived
+    client of the same name (``rabbitmqctl`` runs a beam.smp too, and pids wrap around)."""
+    result = subprocess.run(["pgrep", "-o", "-f", pattern], capture_output=True, text=True)
+    pids = result.stdout.split()
+    return int(pids[0]) if pids else None
 
 
-def children(pid: int) -> list[int]:
+def _pid_file(path: Path) -> int | None:
+    """The pid a pid file names, if that process is alive."""
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
+def postmasters() -> list[int]:
+    """PostgreSQL's postmaster processes: a ``postgres`` whose parent is not one. Counted with their
+    children (system.process_cpu_seconds), that is every process of the cluster: the backends of
+    every database, ended ones included, and the checkpointer, WAL writer and autovacuum."""
     found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            found += [int(c) for c in (task / "children").read_text().split()]
+            text = stat.read_text()
         except OSError:
             continue
-    return found
+        name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if name != "postgres":
+            continue
+        try:
+            parent = Path(f"/proc/{rest[1]}/stat").read_text()
+        except OSError:
+            parent = ""
+        if "(postgres)" not in parent:
+            found.append(int(stat.parent.name))
+    return sorted(found)
 
 
 def process_environ(pid: int) -> dict[str, str]:

@@ -93,13 +93,29 @@ def _cpu_times() -> tuple[float, float]:
     return sum(fields_) - idle, sum(fields_)
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of ``pid`` (None once it is gone)."""
+def process_cpu_seconds(pid: int, tree: bool = False) -> float | None:
+    """User + system CPU seconds of ``pid`` (None once it is gone). With ``tree``, also those of its
+    children: the ones that ended (the kernel adds a child's time to its parent's cutime/cstime when
+    the parent reaps it; PostgreSQL's postmaster reaps every backend) and, recursively, the live ones."""
     stat = _read(f"/proc/{pid}/stat")
     if not stat:
         return None
     after_name = stat.rsplit(")", 1)[1].split()
-    return (int(after_name[11]) + int(after_name[12])) / CLOCK_TICKS
+    ticks = int(after_name[11]) + int(after_name[12])
+    if not tree:
+        return ticks / CLOCK_TICKS
+    ticks += int(after_name[13]) + int(after_name[14])
+    return ticks / CLOCK_TICKS + sum(process_cpu_seconds(child, tree=True) or 0.0 for child in children(pid))
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 @dataclass
@@ -110,6 +126,15 @@ class Sample:
     load15: float
     cpu_busy: float  # fraction of all cores, since the previous sample
     processes: dict[str, float] = field(default_factory=dict)  # name -> cores used since the previous sample
+
+
+#: processes whose children are watched under names of their own: counted without them
+SELF_ONLY = frozenset({"gateway-master", "supervisord", "hello-gunicorn-master"})
+
+
+def cpu_seconds(name: str, pid: int) -> float | None:
+    """A watched process's CPU seconds: with its children unless they are watched on their own."""
+    return process_cpu_seconds(pid, tree=name not in SELF_ONLY)
 
 
 class Sampler:
@@ -127,6 +152,13 @@ class Sampler:
         """Add processes (name -> pid) whose CPU use is recorded from now on."""
         with self._lock:
             self._watched.update(processes)
+
+    def snapshot(self) -> dict[str, float]:
+        """CPU seconds of every watched process now: two snapshots give a window's CPU exactly."""
+        with self._lock:
+            watched = dict(self._watched)
+        found = {name: cpu_seconds(name, pid) for name, pid in watched.items()}
+        return {name: seconds for name, seconds in found.items() if seconds is not None}
 
     def start(self) -> Sampler:
         self._thread.start()
@@ -147,7 +179,7 @@ class Sampler:
                 watched = dict(self._watched)
             used: dict[str, float] = {}
             for name, pid in watched.items():
-                seconds = process_cpu_seconds(pid)
+                seconds = cpu_seconds(name, pid)
                 if seconds is None:
                     continue
                 if name in previous:
