@@ -7,6 +7,9 @@ what the saga asked of each participant and in which order.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
 
 import eventlet
@@ -215,7 +218,14 @@ def test_a_participant_outage_is_retried_until_it_answers(platform, caplog):
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-def test_a_saga_that_keeps_failing_is_stalled_listed_and_resumed_by_an_operator(platform, monkeypatch):
+def operator(rabbit_config, *args):
+    """``python -m services.orders.stalled`` against the test's vhost, as an operator runs it."""
+    return subprocess.run([sys.executable, "-m", "services.orders.stalled", *args], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "AMQP_URI": rabbit_config["AMQP_URI"]})
+
+
+def test_a_saga_that_keeps_failing_is_stalled_listed_and_resumed_by_an_operator(platform, monkeypatch,
+                                                                                rabbit_config):
     orders, product = platform
     monkeypatch.setenv("ORDERS_SAGA_MAX_ATTEMPTS", "2")
     healthy = orders.create_order(customer_id=3, items=[{"product_id": product["id"], "quantity": 1}])
@@ -234,8 +244,16 @@ def test_a_saga_that_keeps_failing_is_stalled_listed_and_resumed_by_an_operator(
     with pytest.raises(Conflict):
         orders.resume_stalled(healthy["id"])
 
+    # the operator's command lists it and resumes it (make stalled, make stalled RESUME=<id>)
+    listed = operator(rabbit_config, "list")
+    assert listed.returncode == 0 and f"order {order['id']}" in listed.stdout
+    assert "CHARGE_PAYMENT failed 2 times" in listed.stdout
+    refused = operator(rabbit_config, "resume", str(healthy["id"]))
+    assert refused.returncode == 1 and "is not stalled" in refused.stderr
+    assert "Traceback" not in refused.stderr
     SCRIPT["payments_down"] = False
-    assert orders.resume_stalled(order["id"])["stalled_reason"] is None
+    resumed = operator(rabbit_config, "resume", str(order["id"]))
+    assert resumed.returncode == 0 and f"order {order['id']} resumed" in resumed.stdout
     confirmed = wait_status(orders, order["id"], {"CONFIRMED"})
     assert confirmed["stalled_reason"] is None and orders.list_stalled() == []
 

@@ -203,3 +203,23 @@ def test_kpis_are_for_admins_and_pass_the_limit(client: Any, app: Flask, transpo
     assert_problem(client.get("/api/analytics/kpis?window=1", headers=admin), 422, "validation")
     transport.on("analytics", "get_kpis", svc.ServiceUnavailable("the KPI topic cannot be read yet"))
     assert_problem(client.get("/api/analytics/kpis", headers=admin), 503, "service-unavailable")
+
+
+def test_stalled_orders_are_listed_and_resumed_by_admins_only(client: Any, app: Flask,
+                                                              transport: FakeTransport) -> None:
+    stalled = {"id": 5, "customer_id": 7, "status": "PENDING", "attempts": 10,
+               "stalled_reason": "CHARGE_PAYMENT failed 10 times; last: payments.charge timed out",
+               "updated_at": "2026-12-02T05:00:00+00:00"}
+    transport.on("orders", "list_stalled", [stalled])
+    transport.on("orders", "resume_stalled", lambda order_id: {"id": order_id, "customer_id": 7,
+                                                                "status": "PENDING", "stalled_reason": None})
+    customer = bearer(token_for(app, 7))
+    assert_problem(client.get("/api/orders/stalled", headers=customer), 403, "forbidden")
+    assert_problem(client.post("/api/orders/5/resume", headers=customer), 403, "forbidden")
+    assert transport.calls_to("orders", "resume_stalled") == []
+    admin = bearer(token_for(app, 1, "admin"))
+    assert client.get("/api/orders/stalled", headers=admin).get_json() == {"items": [stalled]}
+    resumed = client.post("/api/orders/5/resume", headers=admin)
+    assert resumed.status_code == 202 and resumed.get_json()["stalled_reason"] is None
+    transport.on("orders", "resume_stalled", svc.Conflict("order 6 is not stalled"))
+    assert_problem(client.post("/api/orders/6/resume", headers=admin), 409, "conflict")
