@@ -8,8 +8,9 @@
 # Uses the stack answering at GATEWAY_URL. When none answers it starts the bench stack, fresh
 # (data in var/bench, vhost "bench", gateway on 18180, Redis db 2, no rate limits, an instant
 # courier so "final state" measures the platform rather than a simulated delay, analytics off), and
-# stops it at the end unless BENCH_KEEP_STACK=1. Results: bench/results/<timestamp>.{json,md,png}
-# and the summary block of docs/performance.md. BENCH_START_STACK=0 never starts a stack (python -m bench
+# stops it at the end unless BENCH_KEEP_STACK=1. BENCH_DATABASE=postgresql runs that stack on fresh
+# PostgreSQL databases (bench_<service>) instead of SQLite files.
+# Results: bench/results/<timestamp>.{json,md,png} and the summary block of docs/performance.md. BENCH_START_STACK=0 never starts a stack (python -m bench
 # then exits 2 when none answers).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -77,6 +78,14 @@ if [ "${BENCH_START_STACK:-1}" != 0 ] && ! curl -fsS -m 5 "$GATEWAY_URL/ready" >
         bash scripts/infra.sh start rabbitmq redis
         rabbitmqctl -q delete_vhost bench >/dev/null 2>&1 || true
         [ "$REDIS_URL" = "redis://127.0.0.1:6379/2" ] && redis-cli -n 2 flushdb >/dev/null
+        if [ "${BENCH_DATABASE:-sqlite}" = postgresql ]; then
+            # the same stack on PostgreSQL: a fresh bench_<service> database each
+            bash scripts/infra.sh start postgres
+            for svc in $(.venv/bin/python -c 'from services.common.config import SERVICES; print(*SERVICES)'); do
+                bash scripts/infra.sh pg-dropdb "bench_$svc" 2>/dev/null
+                export "${svc^^}_DATABASE_URL=$(bash scripts/infra.sh pg-url "bench_$svc" 2>/dev/null)"
+            done
+        fi
     else
         log "no stack at $GATEWAY_URL: starting one in $STACK_DIR (vhost $STACK_VHOST)"
     fi
