@@ -12,8 +12,9 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, noload
+from sqlalchemy.orm import Session
 
+from services.orders.adapters.repository import SAGA_COLUMNS, orders, saga_record
 from services.orders.domain import saga
 from services.orders.models import Order, StatusChange
 
@@ -52,14 +53,12 @@ def _sagas(session: Session) -> Iterator[Any]:
     """Running sagas by the step they wait to run, and how many are retrying a failed step."""
     steps = {(step.value, "false"): 0 for step in saga.Step} | {(step.value, "true"): 0 for step in saga.Step}
     retrying = 0
-    active = session.scalars(
-        select(Order).where(Order.saga_active.is_(True)).options(noload(Order.items), noload(Order.history))
-    )
-    for order in active:
-        step = saga.next_step(order.saga)
+    active = session.execute(select(*SAGA_COLUMNS).where(orders.c.saga_active.is_(True)))
+    for record in map(saga_record, active):
+        step = saga.next_step(record.state)
         if step is not None:
-            steps[(step.value, str(order.compensating).lower())] += 1
-        retrying += order.attempts > 0 and order.stalled_reason is None
+            steps[(step.value, str(record.state.compensating).lower())] += 1
+        retrying += record.attempts > 0 and record.stalled_reason is None
     gauge = GaugeMetricFamily("orders_saga_active", "Sagas with a step due, by that step",
                               labels=["step", "compensating"])
     for (step, compensating), count in steps.items():

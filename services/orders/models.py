@@ -6,7 +6,6 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, 
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.store import UtcDateTime, messaging_tables, utcnow
-from services.orders.domain.saga import SagaState, Status
 
 
 class Base(DeclarativeBase):
@@ -27,7 +26,7 @@ class Order(Base):
     total_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
     correlation_id: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(64))
-    # the persisted saga (see saga.SagaState)
+    # the persisted saga (see domain.saga.SagaState; adapters/repository.py maps it)
     stock_reserved: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     payment_charged: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     stock_committed: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
@@ -47,30 +46,6 @@ class Order(Base):
 
     items: Mapped[list[OrderItem]] = relationship(order_by="OrderItem.id", lazy="selectin")
     history: Mapped[list[StatusChange]] = relationship(order_by="StatusChange.id", lazy="selectin")
-
-    @property
-    def saga(self) -> SagaState:
-        return SagaState(
-            status=Status(self.status),
-            stock_reserved=self.stock_reserved,
-            payment_charged=self.payment_charged,
-            stock_committed=self.stock_committed,
-            shipment_requested=self.shipment_requested,
-            compensating=self.compensating,
-            compensation_target=Status(self.compensation_target) if self.compensation_target else None,
-            reason=self.reason,
-        )
-
-    @saga.setter
-    def saga(self, state: SagaState) -> None:
-        self.status = state.status.value
-        self.stock_reserved = state.stock_reserved
-        self.payment_charged = state.payment_charged
-        self.stock_committed = state.stock_committed
-        self.shipment_requested = state.shipment_requested
-        self.compensating = state.compensating
-        self.compensation_target = state.compensation_target.value if state.compensation_target else None
-        self.reason = state.reason
 
 
 class OrderItem(Base):

@@ -72,31 +72,25 @@ ITEM_COLUMNS = (
 )
 
 
-def _record(row: Row) -> SagaRecord:
+#: the saga's flags: the same names on SagaState and in the orders table
+FLAGS = ("stock_reserved", "payment_charged", "stock_committed", "shipment_requested", "compensating")
+#: the saga's bookkeeping: the same names on SagaRecord and in the orders table
+BOOKKEEPING = ("tracking_number", "attempts", "next_attempt_at", "lease_until", "lease_token",
+               "stalled_reason")
+
+
+def saga_record(row: Row) -> SagaRecord:
+    """A SagaRecord from a row of SAGA_COLUMNS."""
     state = SagaState(
         status=Status(row.status),
-        stock_reserved=row.stock_reserved,
-        payment_charged=row.payment_charged,
-        stock_committed=row.stock_committed,
-        shipment_requested=row.shipment_requested,
-        compensating=row.compensating,
         compensation_target=Status(row.compensation_target) if row.compensation_target else None,
         reason=row.reason,
+        **{flag: getattr(row, flag) for flag in FLAGS},
     )
     return SagaRecord(
-        id=row.id,
-        customer_id=row.customer_id,
-        currency=row.currency,
-        total_cents=row.total_cents,
-        correlation_id=row.correlation_id,
-        tracking_number=row.tracking_number,
-        state=state,
-        active=row.saga_active,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        lease_until=row.lease_until,
-        lease_token=row.lease_token,
-        stalled_reason=row.stalled_reason,
+        id=row.id, customer_id=row.customer_id, currency=row.currency, total_cents=row.total_cents,
+        correlation_id=row.correlation_id, state=state, active=row.saga_active,
+        **{name: getattr(row, name) for name in BOOKKEEPING},
     )
 
 
@@ -253,7 +247,7 @@ class SqlOrderRepository:
         )
         if claimed.rowcount != 1:
             return None
-        record = _record(self.session.execute(select(*SAGA_COLUMNS).where(orders.c.id == order_id)).one())
+        record = saga_record(self.session.execute(select(*SAGA_COLUMNS).where(orders.c.id == order_id)).one())
         record.items = tuple(
             self.session.execute(
                 select(items.c.product_id, items.c.quantity)
@@ -267,7 +261,7 @@ class SqlOrderRepository:
         row = self.session.execute(
             select(*SAGA_COLUMNS).where(orders.c.id == order_id).with_for_update()
         ).first()
-        return None if row is None else _record(row)
+        return None if row is None else saga_record(row)
 
     def save(self, record: SagaRecord, now: datetime) -> None:
         state = record.state
@@ -277,20 +271,11 @@ class SqlOrderRepository:
             .values(
                 status=state.status.value,
                 reason=state.reason,
-                stock_reserved=state.stock_reserved,
-                payment_charged=state.payment_charged,
-                stock_committed=state.stock_committed,
-                shipment_requested=state.shipment_requested,
-                compensating=state.compensating,
                 compensation_target=state.compensation_target.value if state.compensation_target else None,
-                tracking_number=record.tracking_number,
                 saga_active=record.active,
-                attempts=record.attempts,
-                next_attempt_at=record.next_attempt_at,
-                lease_until=record.lease_until,
-                lease_token=record.lease_token,
-                stalled_reason=record.stalled_reason,
                 updated_at=now,
+                **{flag: getattr(state, flag) for flag in FLAGS},
+                **{name: getattr(record, name) for name in BOOKKEEPING},
             )
         )
 
