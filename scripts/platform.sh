@@ -5,6 +5,8 @@
 #                                       stays in the foreground unless --detach (Ctrl-C stops all)
 #   scripts/platform.sh down [--all]    stop the services; --all stops RabbitMQ/PostgreSQL too
 #   scripts/platform.sh status
+#   scripts/platform.sh ctl ARGS...     supervisorctl for this stack (make ctl ARGS="status"): the
+#                                       configuration reads STACK_DIR and VENV, exported here
 #
 # Environment:
 #   STACK_DIR    where data, logs and secrets live (default: var/)
@@ -22,8 +24,6 @@ cd "$ROOT"
 export STACK_DIR="$(mkdir -p "${STACK_DIR:-$ROOT/var}" && cd "${STACK_DIR:-$ROOT/var}" && pwd)"
 export VENV="$ROOT/.venv"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-# eventlet announces its own deprecation on every import; nameko 2.14 needs it
-export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::DeprecationWarning}"
 CONF="$ROOT/scripts/supervisord.conf"
 PY="$VENV/bin/python"
 
@@ -153,7 +153,7 @@ summary() {
     Prometheus      http://127.0.0.1:$PROMETHEUS_PORT   (service /metrics on ports $((METRICS_PORT_BASE+1))-$((METRICS_PORT_BASE+11)))
     Analytics       $(analytics_summary)
     Dead letters    .venv/bin/python -m services.common.dlq list
-    Python shell    AMQP_URI=$AMQP_URI .venv/bin/nameko shell --config config.yml
+    Python shell    AMQP_URI=$AMQP_URI .venv/bin/python -m services.common.nameko_cli shell --config config.yml
                     >>> n.rpc.orders.create_order(customer_id=1, items=[{"product_id": 1, "quantity": 1}])
 
 MSG
@@ -196,9 +196,17 @@ status() {
     fi
 }
 
+ctl() {
+    [ -x "$VENV/bin/supervisorctl" ] || { log "no $VENV yet: run make run first"; exit 3; }
+    supervisor_running || { log "the stack in $STACK_DIR is not running (make run starts it)"; exit 3; }
+    [ $# -gt 0 ] || set -- status
+    exec "$VENV/bin/supervisorctl" -c "$CONF" "$@"
+}
+
 case "${1:-}" in
     up) up "${2:-}" ;;
+    ctl) shift; ctl "$@" ;;
     down) down "${2:-}" ;;
     status) status ;;
-    *) echo "usage: scripts/platform.sh up [--detach] | down [--all] | status" >&2; exit 2 ;;
+    *) echo "usage: scripts/platform.sh up [--detach] | down [--all] | status | ctl ARGS..." >&2; exit 2 ;;
 esac
