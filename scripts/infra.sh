@@ -20,7 +20,9 @@
 #
 # Exit codes: 0 ok, 1 failure, 2 usage error, 3 missing prerequisite
 # (`status` always exits 0; read its output).
-# Env: INFRA_TIMEOUT (seconds to wait for a server, default 60).
+# Env: INFRA_TIMEOUT (seconds to wait for a server, default 60); STACK_STARTED_FILE (make test,
+# make bench): each server really started here (not found running) is named in it, for
+# `platform.sh down --started` to stop again.
 set -euo pipefail
 
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -38,6 +40,7 @@ MGMT_URL=http://localhost:15672/api/overview
 
 log() { echo "[infra] $*" >&2; }
 die() { echo "[infra] ERROR: $*" >&2; exit 1; }
+note_started() { [ -z "${STACK_STARTED_FILE:-}" ] || echo "$1" >>"$STACK_STARTED_FILE"; }
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
 usage() {
@@ -217,6 +220,7 @@ rabbit_start() {
     else
         log "rabbitmq: starting node $(rabbit_node)"
         (cd / && rabbitmq-server -detached) >&2 || rabbit_fail "rabbitmq-server -detached failed"
+        note_started rabbitmq
     fi
     wait_until "$TIMEOUT" rabbit_await \
         || rabbit_fail "rabbitmq did not finish booting within ${TIMEOUT}s"
@@ -234,6 +238,8 @@ rabbit_stop() {
         echo "$out" >&2
         die "rabbitmq did not shut down cleanly"
     fi
+    # the node started epmd (Erlang's port mapper, :4369); it stays after the node unless told
+    if ! epmd -names 2>/dev/null | grep -q '^name '; then epmd -kill >/dev/null 2>&1 || true; fi
     log "rabbitmq: stopped"
 }
 
@@ -367,6 +373,7 @@ pg_start() {
     else
         pg_admin_ok || die "starting PostgreSQL needs root (or the postgres user)"
         log "postgres: starting cluster $ver/$name"
+        note_started postgres
         if ! timeout $((TIMEOUT + 30)) pg_ctlcluster "$ver" "$name" start >&2; then
             log "ERROR: postgres cluster $ver/$name failed to start"
             show_logs "$logf"
@@ -491,6 +498,7 @@ redis_start() {
     log "redis: starting (data dir ${REDIS_DIR#"$ROOT"/})"
     # No RDB snapshots (stop is "shutdown nosave" anyway): a failed background
     # save would otherwise make Redis refuse writes (MISCONF), e.g. if var/ is cleaned.
+    note_started redis
     if ! redis-server --daemonize yes --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
         --save '' --logfile "$REDIS_DIR/redis.log" --pidfile "$REDIS_DIR/redis.pid" >&2; then
         show_logs "$REDIS_DIR/redis.log"

@@ -14,13 +14,16 @@
 #               at each start (python -m services.common.logsearch --setup).
 #   shipper     rsyslog on TCP $LOGSTASH_PORT: takes the JSON lines python-logstash sends
 #               (what Logstash's tcp/json_lines input takes) and bulk-indexes them into daily
-#               ecommerce-logs-YYYY.MM.DD indices. Shared by every stack.
+#               ecommerce-logs-YYYY.MM.DD indices. One for THIS stack ($STACK_DIR/rsyslog), stopped
+#               with it (platform.sh down), so a test or bench stack never holds make run's port.
 #   prometheus  Debian's Prometheus for THIS stack ($STACK_DIR/prometheus, port $PROMETHEUS_PORT),
 #               running prometheus/prometheus.yml with targets written from the stack's ports.
 #
 # Environment: STACK_DIR (var), STACK_VHOST, SEARCH_PORT (9200), LOGSTASH_PORT (5000),
 # PROMETHEUS_PORT (9090), METRICS_PORT_BASE (9100), GATEWAY_PORT (8080),
 # KAFKA_METRICS_PORT (unset: no Kafka, sink or analytics targets), SEARCH_HEAP (768m).
+# STACK_STARTED_FILE (make test, make bench): each server really started here (not found running)
+# is named in it, for `platform.sh down --started` to stop again (scripts/leftovers.py).
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 missing prerequisite.
 set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -51,6 +54,8 @@ wait_until() {
         sleep 0.5
     done
 }
+
+note_started() { [ -z "${STACK_STARTED_FILE:-}" ] || echo "$1" >>"$STACK_STARTED_FILE"; }
 
 pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -152,6 +157,7 @@ search_start() {
             -numOfNode 1 -baseHttpPort $((SEARCH_PORT - 1)) -clusterName ecommerce-logs \
             >"$SEARCH_LOG" 2>&1 </dev/null 9>&- &
         echo $! >"$SEARCH_PID"
+        note_started search
         if ! wait_until 180 search_running; then
             show_log "$SEARCH_LOG"
             die "search: OpenSearch did not answer on port $SEARCH_PORT within 180 s"
@@ -166,7 +172,7 @@ search_stop() { stop_pid search "$SEARCH_PID"; }
 
 # ---------------------------------------------------------------- shipper
 
-SHIPPER_DIR="$OBS_DIR/rsyslog"
+SHIPPER_DIR="$STACK_DIR/rsyslog"
 SHIPPER_PID="$SHIPPER_DIR/rsyslog.pid"
 
 shipper_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$LOGSTASH_PORT") 2>/dev/null; }
@@ -187,6 +193,7 @@ shipper_start() {
         || { show_log "$SHIPPER_DIR/check.log"; die "shipper: rsyslog rejected its configuration"; }
     log "shipper: starting rsyslog on TCP $LOGSTASH_PORT -> OpenSearch :$SEARCH_PORT"
     rsyslogd -f "$SHIPPER_DIR/rsyslog.conf" -i "$SHIPPER_PID" 2>"$SHIPPER_DIR/rsyslog.err" 9>&-
+    note_started shipper
     wait_until 20 shipper_listening || { show_log "$SHIPPER_DIR/rsyslog.err"; die "shipper: not listening"; }
     log "shipper: ready"
 }
@@ -241,6 +248,7 @@ prometheus_start() {
         --storage.tsdb.retention.time=2d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
         --web.enable-lifecycle >"$PROM_DIR/prometheus.log" 2>&1 </dev/null 9>&- &
     echo $! >"$PROM_DIR/prometheus.pid"
+    note_started prometheus
     if ! wait_until 60 prometheus_ready; then
         show_log "$PROM_DIR/prometheus.log"
         die "prometheus: not ready on port $PROMETHEUS_PORT within 60 s"

@@ -3,7 +3,13 @@
 #
 #   scripts/platform.sh up [--detach]   set up, start, seed, print where things are;
 #                                       stays in the foreground unless --detach (Ctrl-C stops all)
-#   scripts/platform.sh down [--all]    stop the services; --all stops RabbitMQ/PostgreSQL too
+#   scripts/platform.sh down [--all|--started]
+#                                       stop the services, this stack's Prometheus and log shipper;
+#                                       --all stops RabbitMQ/PostgreSQL/Redis/OpenSearch too;
+#                                       --started only those of them that this run started
+#                                       (STACK_STARTED_FILE, set by make test and make bench) and
+#                                       no other stack uses, then fails if a process of this run
+#                                       still listens on a port (scripts/leftovers.py)
 #   scripts/platform.sh status
 #   scripts/platform.sh ctl ARGS...     supervisorctl for this stack (make ctl ARGS="status"): the
 #                                       configuration reads STACK_DIR and VENV, exported here
@@ -178,11 +184,45 @@ down() {
             sleep 0.5
         done
     fi
-    bash "$ROOT/scripts/observability.sh" stop prometheus
-    if [ "${1:-}" = "--all" ]; then
-        bash "$ROOT/scripts/observability.sh" stop
-        bash "$ROOT/scripts/infra.sh" stop rabbitmq postgres redis
+    bash "$ROOT/scripts/observability.sh" stop prometheus shipper
+    case "${1:-}" in
+        --all)
+            bash "$ROOT/scripts/observability.sh" stop
+            bash "$ROOT/scripts/infra.sh" stop rabbitmq postgres redis
+            ;;
+        --started) stop_started ;;
+    esac
+}
+
+# The shared servers this run started, newest first, unless another stack is connected to one by
+# now: on a shared machine that one has become the other stack's (it is named, not stopped).
+stop_started() {
+    local file="${STACK_STARTED_FILE:-}" component port clients stopped=()
+    [ -n "$file" ] || { log "down --started: STACK_STARTED_FILE is not set"; return 2; }
+    for component in $(tac "$file" 2>/dev/null | awk '!seen[$0]++'); do
+        case "$component" in
+            rabbitmq) port=5672 ;;
+            postgres) port=5432 ;;
+            redis) port=6379 ;;
+            search) port="${SEARCH_PORT:-9200}" ;;
+            shipper|prometheus) continue ;;  # this stack's own: stopped above
+            *) log "unknown server '$component' in $file"; continue ;;
+        esac
+        if clients=$("$PY" "$ROOT/scripts/leftovers.py" "$file" --in-use "$port"); then
+            log "$component: started by this run, but another stack uses it ($clients): left running"
+        elif [ "$component" = search ]; then
+            bash "$ROOT/scripts/observability.sh" stop search
+            stopped+=(--port "$port")
+        else
+            bash "$ROOT/scripts/infra.sh" stop "$component"
+            stopped+=(--port "$port")
+        fi
+    done
+    if ! "$PY" "$ROOT/scripts/leftovers.py" "$file" "${stopped[@]}" >&2; then
+        log "processes this run started still hold ports (above): a next make run could not start"
+        return 1
     fi
+    log "nothing this run started still listens"
 }
 
 status() {
