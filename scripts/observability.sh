@@ -183,6 +183,8 @@ shipper_start() {
         return 0
     fi
     command -v rsyslogd >/dev/null 2>&1 || install_debian
+    # the one shared shipper of this checkout before each stack had its own
+    [ ! -s "$OBS_DIR/rsyslog/rsyslog.pid" ] || stop_pid "shipper (shared, old layout)" "$OBS_DIR/rsyslog/rsyslog.pid"
     if shipper_listening; then
         die "shipper: port $LOGSTASH_PORT is taken by another process; set LOGSTASH_PORT"
     fi

@@ -27,7 +27,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export STACK_DIR="$(mkdir -p "${STACK_DIR:-$ROOT/var}" && cd "${STACK_DIR:-$ROOT/var}" && pwd)"
+STACK_DIR="$(mkdir -p "${STACK_DIR:-$ROOT/var}" && cd "${STACK_DIR:-$ROOT/var}" && pwd)"
+export STACK_DIR
 export VENV="$ROOT/.venv"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 CONF="$ROOT/scripts/supervisord.conf"
@@ -178,9 +179,9 @@ down() {
     if supervisor_running; then
         log "stopping services"
         "$VENV/bin/supervisorctl" -c "$CONF" shutdown >/dev/null || true
-        local pid_file="$STACK_DIR/supervisord.pid" i
-        for i in $(seq 1 60); do
-            [ -e "$pid_file" ] && kill -0 "$(cat "$pid_file" 2>/dev/null)" 2>/dev/null || break
+        local pid_file="$STACK_DIR/supervisord.pid" _
+        for _ in $(seq 1 60); do
+            if ! { [ -e "$pid_file" ] && kill -0 "$(cat "$pid_file" 2>/dev/null)" 2>/dev/null; }; then break; fi
             sleep 0.5
         done
     fi

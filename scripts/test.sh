@@ -35,7 +35,8 @@ echo "[test] ruff"
 export STACK_DIR="$ROOT/var/e2e" STACK_VHOST=e2e
 # fast timers so a saga reaches SHIPPED and DELIVERED within seconds
 export SHIPPING_SHIP_AFTER_SECONDS=1 SHIPPING_DELIVER_AFTER_SECONDS=2 SHIPPING_TICK_SECONDS=0.2
-export PAYMENT_LATENCY_MS=400 EVENT_RETRY_BASE_SECONDS=0.1 ADMIN_PASSWORD="e2e-$(date +%s%N)"
+ADMIN_PASSWORD="e2e-$(date +%s%N)"
+export PAYMENT_LATENCY_MS=400 EVENT_RETRY_BASE_SECONDS=0.1 ADMIN_PASSWORD
 # the gateway on its own port and Redis database, so a running `make run` is left alone;
 # limits small enough for resilience_test.py to reach them in seconds
 export GATEWAY_PORT=18080 GATEWAY_URL=http://localhost:18080 REDIS_URL=redis://127.0.0.1:6379/1 REDIS_NAMESPACE=e2e
