@@ -137,8 +137,8 @@ ensure_admin() {
 }
 
 wait_gateway() {
-    local i
-    for i in $(seq 1 60); do
+    local _
+    for _ in $(seq 1 60); do
         curl -fsS "http://localhost:$GATEWAY_PORT/ready" >/dev/null 2>&1 && return 0
         sleep 0.5
     done
