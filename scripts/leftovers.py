@@ -30,6 +30,15 @@ from bench.stack import process_environ
 
 MARKER = "STACK_STARTED_FILE"
 LISTEN, ESTABLISHED = "0A", "01"
+#: an IPv4 address as a dual-stack (Java) socket shows it in /proc/net/tcp6
+MAPPED_V4 = "0000000000000000FFFF0000"
+LOOPBACK = ("0100007F", "00000000000000000000000001000000")  # 127.0.0.1, ::1
+
+
+def endpoint(text: str) -> str:
+    """ADDR:PORT with an IPv4-mapped IPv6 address written as the IPv4 one, so both ends compare."""
+    address, port = text.rsplit(":", 1)
+    return f"{address.removeprefix(MAPPED_V4)}:{port}"
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,8 @@ def sockets() -> list[Socket]:
             continue
         for line in lines:
             fields = line.split()
-            found.append(Socket(local=fields[1], remote=fields[2], state=fields[3], inode=fields[9]))
+            found.append(Socket(local=endpoint(fields[1]), remote=endpoint(fields[2]), state=fields[3],
+                                inode=fields[9]))
     return found
 
 
@@ -112,7 +122,9 @@ class Machine:
                 continue
             client = by_local.get(sock.remote)
             if client is None:
-                clients.append(f"{sock.remote} (another host or network namespace)")
+                # a local client that closed meanwhile is no user; a remote one is
+                if not sock.remote.startswith(LOOPBACK):
+                    clients.append(f"{sock.remote} (another host or network namespace)")
                 continue
             pid = self.owners.get(client.inode)
             if not self.ours(pid):
