@@ -1,6 +1,7 @@
 """What a run left behind: processes it started that still listen on a TCP port.
 
-    python scripts/leftovers.py STARTED_FILE [--port P]... exit 1 if one is left (and name it)
+    python scripts/leftovers.py STARTED_FILE [--port P]... [--found-port P]...
+                                                          exit 1 if one is left (and name it)
     python scripts/leftovers.py STARTED_FILE --in-use PORT
                                                           exit 0 if another stack is connected to PORT
 
@@ -13,7 +14,8 @@ stack is connected to at that moment (a client without this run's variable): on 
 that server is now the other stack's, and it is reported here as kept, not as left behind.
 PostgreSQL's pg_ctlcluster starts the server with an environment of its own, without the variable:
 ``--port`` names the ports of the servers ``down --started`` stopped, and whatever still listens on
-one of them is left behind too.
+one of them is left behind too. ``--found-port`` names those of servers that were running when the
+run began: a test may have restarted one (then it carries the variable), and it stays.
 
 Reads /proc only (Linux), so it needs neither ss nor lsof.
 """
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-use", type=int, metavar="PORT", help="is another stack connected to PORT?")
     parser.add_argument("--port", type=int, action="append", default=[],
                         help="a port of a server this run started and stopped: nothing may listen on it")
+    parser.add_argument("--found-port", type=int, action="append", default=[],
+                        help="a port of a server that was running before the run: it stays")
     args = parser.parse_args(argv)
     if not Path("/proc/net/tcp").exists():
         print("leftovers: needs Linux's /proc", file=sys.stderr)
@@ -150,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     left = 0
     for pid, ports in sorted(machine.listening(frozenset(args.port)).items()):
         ports_text = ",".join(map(str, sorted(ports)))
+        if ports & set(args.found_port):
+            print(f"kept: pid {pid} listening on {ports_text}, running before this run ({command(pid)})")
+            continue
         users = [client for port in sorted(ports) for client in machine.other_clients(port)]
         if users:
             print(f"kept: pid {pid} listening on {ports_text}, used by another stack: {users[0]}"

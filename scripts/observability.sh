@@ -22,8 +22,9 @@
 # Environment: STACK_DIR (var), STACK_VHOST, SEARCH_PORT (9200), LOGSTASH_PORT (5000),
 # PROMETHEUS_PORT (9090), METRICS_PORT_BASE (9100), GATEWAY_PORT (8080),
 # KAFKA_METRICS_PORT (unset: no Kafka, sink or analytics targets), SEARCH_HEAP (768m).
-# STACK_STARTED_FILE (make test, make bench): each server really started here (not found running)
-# is named in it, for `platform.sh down --started` to stop again (scripts/leftovers.py).
+# STACK_STARTED_FILE (make test, make bench): each server started here is named in it ("started
+# NAME"), each found running too ("found NAME"), so that `platform.sh down --started` stops only
+# what the run started.
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 missing prerequisite.
 set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -55,7 +56,8 @@ wait_until() {
     done
 }
 
-note_started() { [ -z "${STACK_STARTED_FILE:-}" ] || echo "$1" >>"$STACK_STARTED_FILE"; }
+# note_server started|found NAME: for `platform.sh down --started`, which stops what this run started
+note_server() { [ -z "${STACK_STARTED_FILE:-}" ] || echo "$1 $2" >>"$STACK_STARTED_FILE"; }
 
 pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -146,6 +148,7 @@ search_healthy() {
 search_start() {
     if search_running; then
         log "search: already running on 127.0.0.1:$SEARCH_PORT"
+        note_server found search
     else
         install_search
         command -v java >/dev/null 2>&1 || install_debian
@@ -157,7 +160,7 @@ search_start() {
             -numOfNode 1 -baseHttpPort $((SEARCH_PORT - 1)) -clusterName ecommerce-logs \
             >"$SEARCH_LOG" 2>&1 </dev/null 9>&- &
         echo $! >"$SEARCH_PID"
-        note_started search
+        note_server started search
         if ! wait_until 180 search_running; then
             show_log "$SEARCH_LOG"
             die "search: OpenSearch did not answer on port $SEARCH_PORT within 180 s"
@@ -180,6 +183,7 @@ shipper_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$LOGSTASH_PORT") 2>/dev/null;
 shipper_start() {
     if pid_alive "$SHIPPER_PID"; then
         log "shipper: already running on TCP $LOGSTASH_PORT"
+        note_server found shipper
         return 0
     fi
     command -v rsyslogd >/dev/null 2>&1 || install_debian
@@ -195,7 +199,7 @@ shipper_start() {
         || { show_log "$SHIPPER_DIR/check.log"; die "shipper: rsyslog rejected its configuration"; }
     log "shipper: starting rsyslog on TCP $LOGSTASH_PORT -> OpenSearch :$SEARCH_PORT"
     rsyslogd -f "$SHIPPER_DIR/rsyslog.conf" -i "$SHIPPER_PID" 2>"$SHIPPER_DIR/rsyslog.err" 9>&-
-    note_started shipper
+    note_server started shipper
     wait_until 20 shipper_listening || { show_log "$SHIPPER_DIR/rsyslog.err"; die "shipper: not listening"; }
     log "shipper: ready"
 }
@@ -241,6 +245,7 @@ prometheus_start() {
     write_targets
     if pid_alive "$PROM_DIR/prometheus.pid"; then
         log "prometheus: already running for this stack on port $PROMETHEUS_PORT (targets rewritten)"
+        note_server found prometheus
         return 0
     fi
     promtool check config "$PROM_DIR/prometheus.yml" >"$PROM_DIR/check.log" 2>&1 \
@@ -250,7 +255,7 @@ prometheus_start() {
         --storage.tsdb.retention.time=2d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
         --web.enable-lifecycle >"$PROM_DIR/prometheus.log" 2>&1 </dev/null 9>&- &
     echo $! >"$PROM_DIR/prometheus.pid"
-    note_started prometheus
+    note_server started prometheus
     if ! wait_until 60 prometheus_ready; then
         show_log "$PROM_DIR/prometheus.log"
         die "prometheus: not ready on port $PROMETHEUS_PORT within 60 s"

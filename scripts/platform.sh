@@ -196,30 +196,37 @@ down() {
 }
 
 # The shared servers this run started, newest first, unless another stack is connected to one by
-# now: on a shared machine that one has become the other stack's (it is named, not stopped).
+# now: on a shared machine that one has become the other stack's (it is named, not stopped). A
+# server that was running when the run began stays, even if a test restarted it meanwhile
+# (tests/e2e/test_messaging.py restarts RabbitMQ): what counts is a server's first record.
 stop_started() {
-    local file="${STACK_STARTED_FILE:-}" component port clients stopped=()
+    local file="${STACK_STARTED_FILE:-}" state component ports port clients checks=()
     [ -n "$file" ] || { log "down --started: STACK_STARTED_FILE is not set"; return 2; }
-    for component in $(tac "$file" 2>/dev/null | awk '!seen[$0]++'); do
+    while read -r state component; do
         case "$component" in
-            rabbitmq) port=5672 ;;
-            postgres) port=5432 ;;
-            redis) port=6379 ;;
-            search) port="${SEARCH_PORT:-9200}" ;;
+            rabbitmq) ports="5672 4369" ;;  # and the Erlang port mapper it starts
+            postgres) ports=5432 ;;
+            redis) ports=6379 ;;
+            search) ports="${SEARCH_PORT:-9200}" ;;
             shipper|prometheus) continue ;;  # this stack's own: stopped above
             *) log "unknown server '$component' in $file"; continue ;;
         esac
-        if clients=$("$PY" "$ROOT/scripts/leftovers.py" "$file" --in-use "$port"); then
-            log "$component: started by this run, but another stack uses it ($clients): left running"
-        elif [ "$component" = search ]; then
-            bash "$ROOT/scripts/observability.sh" stop search
-            stopped+=(--port "$port")
-        else
-            bash "$ROOT/scripts/infra.sh" stop "$component"
-            stopped+=(--port "$port")
+        if [ "$state" = found ]; then
+            for port in $ports; do checks+=(--found-port "$port"); done
+            continue
         fi
-    done
-    if ! "$PY" "$ROOT/scripts/leftovers.py" "$file" "${stopped[@]}" >&2; then
+        if clients=$("$PY" "$ROOT/scripts/leftovers.py" "$file" --in-use "${ports%% *}" </dev/null); then
+            log "$component: started by this run, but another stack uses it ($clients): left running"
+            continue
+        fi
+        if [ "$component" = search ]; then
+            bash "$ROOT/scripts/observability.sh" stop search </dev/null
+        else
+            bash "$ROOT/scripts/infra.sh" stop "$component" </dev/null
+        fi
+        for port in $ports; do checks+=(--port "$port"); done
+    done < <(awk '!seen[$2]++' "$file" 2>/dev/null | tac)
+    if ! "$PY" "$ROOT/scripts/leftovers.py" "$file" "${checks[@]}" >&2; then
         log "processes this run started still hold ports (above): a next make run could not start"
         return 1
     fi

@@ -69,7 +69,8 @@ def test_down_started_stops_what_the_run_started_and_frees_its_ports(run_env: di
     try:
         started = sh(run_env, "scripts/observability.sh", "start", "shipper", "prometheus")
         assert started.returncode == 0, started.stderr
-        assert Path(run_env["STACK_STARTED_FILE"]).read_text().split() == ["shipper", "prometheus"]
+        records = Path(run_env["STACK_STARTED_FILE"]).read_text().splitlines()
+        assert records == ["started shipper", "started prometheus"]
         assert not nothing_listens(shipper) and not nothing_listens(prometheus)
 
         # while they run, the check names both: make test's last step can fail
@@ -94,16 +95,23 @@ def test_down_started_stops_what_the_run_started_and_frees_its_ports(run_env: di
     assert leftovers(run_env).returncode == 0
 
 
+def listener(env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """A stand-in server: python's http.server on a free port, with the environment given."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if not nothing_listens(port):
+            return server, port
+        time.sleep(0.1)
+    server.kill()
+    raise AssertionError("http.server did not listen")
+
+
 def test_down_started_fails_when_a_process_of_the_run_still_listens(run_env: dict[str, str]) -> None:
     """A listener the stop path does not know (a stray child of the run) fails make test, by name."""
-    port = free_port()
-    stray = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
-                             env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stray, port = listener(run_env)
     try:
-        for _ in range(100):
-            if not nothing_listens(port):
-                break
-            time.sleep(0.1)
         down = sh(run_env, "scripts/platform.sh", "down", "--started")
         assert down.returncode == 1
         assert f"LEFT BEHIND: pid {stray.pid} listening on {port} " in down.stderr, down.stderr
@@ -111,3 +119,25 @@ def test_down_started_fails_when_a_process_of_the_run_still_listens(run_env: dic
         stray.terminate()
         stray.wait(timeout=30)
     assert sh(run_env, "scripts/platform.sh", "down", "--started").returncode == 0
+
+
+def test_servers_found_running_stay_and_stopped_ports_must_be_free(run_env: dict[str, str]) -> None:
+    """--found-port: a server running before the run, restarted by a test (so it carries the run's
+    variable), is kept; --port: a server without the variable (PostgreSQL's pg_ctlcluster cleans the
+    environment) still listening on a port the stop path freed is left behind."""
+    restarted, found_port = listener(run_env)
+    other_env = {k: v for k, v in run_env.items() if k != "STACK_STARTED_FILE"}
+    unmarked, stopped_port = listener(other_env)
+    try:
+        assert leftovers(run_env).returncode == 1
+        kept = leftovers(run_env, "--found-port", str(found_port))
+        assert kept.returncode == 0, kept.stdout
+        assert f"kept: pid {restarted.pid} listening on {found_port}, running before this run" in kept.stdout
+        assert str(unmarked.pid) not in kept.stdout  # not this run's, and no port of its servers
+        left = leftovers(run_env, "--found-port", str(found_port), "--port", str(stopped_port))
+        assert left.returncode == 1
+        assert f"LEFT BEHIND: pid {unmarked.pid} listening on {stopped_port} " in left.stdout
+    finally:
+        for server in (restarted, unmarked):
+            server.terminate()
+            server.wait(timeout=30)
