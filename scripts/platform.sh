@@ -159,6 +159,7 @@ summary() {
     Log search      make logs ID=<X-Request-ID or order id>   (OpenSearch http://127.0.0.1:9200)
     Prometheus      http://127.0.0.1:$PROMETHEUS_PORT   (service /metrics on ports $((METRICS_PORT_BASE+1))-$((METRICS_PORT_BASE+11)))
     Analytics       $(analytics_summary)
+    Processes       make ctl ARGS="status"   (supervisorctl for this stack, from any shell)
     Dead letters    .venv/bin/python -m services.common.dlq list
     Python shell    AMQP_URI=$AMQP_URI .venv/bin/python -m services.common.nameko_cli shell --config config.yml
                     >>> n.rpc.orders.create_order(customer_id=1, items=[{"product_id": 1, "quantity": 1}])
