@@ -13,6 +13,8 @@ bash scripts/bootstrap.sh
 # it really starts are named in it; at exit the stack and those servers are stopped, and make test
 # fails if a process of this run still listens on a port (scripts/platform.sh down --started).
 mkdir -p var
+# the test stack (set before the trap, so that its stop never reaches a `make run` stack in var/)
+export STACK_DIR="$ROOT/var/e2e" STACK_VHOST=e2e
 STACK_STARTED_FILE="$(mktemp "$ROOT/var/test-started.XXXXXX")"
 export STACK_STARTED_FILE
 finish() {
@@ -32,7 +34,6 @@ bash scripts/infra.sh start rabbitmq postgres redis
 echo "[test] ruff"
 .venv/bin/ruff check .
 
-export STACK_DIR="$ROOT/var/e2e" STACK_VHOST=e2e
 # fast timers so a saga reaches SHIPPED and DELIVERED within seconds
 export SHIPPING_SHIP_AFTER_SECONDS=1 SHIPPING_DELIVER_AFTER_SECONDS=2 SHIPPING_TICK_SECONDS=0.2
 ADMIN_PASSWORD="e2e-$(date +%s%N)"
