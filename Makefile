@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run stop status test lint dlq stalled logs bench kpis up up-lite down-compose k8s-deploy validate-deploy
+.PHONY: help run stop status ctl test lint dlq stalled logs bench kpis up up-lite down-compose k8s-deploy validate-deploy
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -12,6 +12,9 @@ stop:  ## stop the services and the local RabbitMQ/PostgreSQL/Redis
 
 status:  ## what is running
 	@bash scripts/platform.sh status
+
+ctl:  ## supervisorctl for the stack (any shell): make ctl ARGS="stop streaming:flink_kpis"; STACK_DIR=var/e2e for another
+	@bash scripts/platform.sh ctl $(ARGS)
 
 test:  ## the one test command: lint, unit, integration and end-to-end tests
 	@bash scripts/test.sh

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.run import PHASES, main
+from services.common.warnings_filter import silence_eventlet_banner
+
+silence_eventlet_banner()  # before nameko imports eventlet (services/common/warnings_filter.py)
+
+from bench.run import PHASES, main  # noqa: E402
 
 
 def rates(text: str) -> list[float]:

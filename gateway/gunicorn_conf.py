@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import warnings
 from typing import Any
 
 from services.common.logs import setup_logging
+from services.common.warnings_filter import silence_eventlet_banner
 
-# nameko imports eventlet, which warns that it is deprecated; the gateway does not run on it
-warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+# the app imports nameko and so eventlet, which announces its deprecation; the gateway does not run on it
+silence_eventlet_banner()
 
 bind = f"{os.environ.get('GATEWAY_HOST', '0.0.0.0')}:{os.environ.get('GATEWAY_PORT', '8080')}"
 wsgi_app = "gateway:create_app()"

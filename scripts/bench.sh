@@ -16,7 +16,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PYTHONPATH="$ROOT"
-export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::DeprecationWarning}"
 
 log() { echo "[bench] $*" >&2; }
 
@@ -70,6 +69,20 @@ export KAFKA_METRICS_PORT="${KAFKA_METRICS_PORT:-19171}" ANALYTICS_FLINK_REST_PO
 started=""
 # BENCH_START_STACK=0: measure the stack at GATEWAY_URL or fail, never start one (the smoke test)
 if [ "${BENCH_START_STACK:-1}" != 0 ] && ! curl -fsS -m 5 "$GATEWAY_URL/ready" >/dev/null 2>&1; then
+    # what this run starts carries STACK_STARTED_FILE, and is stopped again at exit (scripts/platform.sh)
+    STACK_STARTED_FILE="$(mkdir -p var && mktemp "$ROOT/var/bench-started.XXXXXX")"
+    export STACK_STARTED_FILE
+    started=1
+    if [ "${BENCH_KEEP_STACK:-0}" != 1 ]; then
+        stop_started() {
+            local rc=$?
+            log "stopping the stack it started and the servers it started (BENCH_KEEP_STACK=1 keeps them)"
+            bash scripts/platform.sh down --started >/dev/null || rc=1
+            rm -f "$STACK_STARTED_FILE"
+            exit "$rc"
+        }
+        trap stop_started EXIT
+    fi
     if [ "$STACK_DIR" = "$DEFAULT_STACK_DIR" ] && [ "$STACK_VHOST" = bench ]; then
         # every run starts from the same empty state: measured the same way every time
         log "no stack at $GATEWAY_URL: starting a fresh bench stack ($STACK_DIR, vhost bench)"
@@ -88,10 +101,6 @@ if [ "${BENCH_START_STACK:-1}" != 0 ] && ! curl -fsS -m 5 "$GATEWAY_URL/ready" >
         fi
     else
         log "no stack at $GATEWAY_URL: starting one in $STACK_DIR (vhost $STACK_VHOST)"
-    fi
-    started=1
-    if [ "${BENCH_KEEP_STACK:-0}" != 1 ]; then
-        trap 'log "stopping the stack it started (BENCH_KEEP_STACK=1 keeps it)"; bash scripts/platform.sh down >/dev/null 2>&1 || true' EXIT
     fi
     bash scripts/platform.sh up --detach
 fi

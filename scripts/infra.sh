@@ -20,7 +20,9 @@
 #
 # Exit codes: 0 ok, 1 failure, 2 usage error, 3 missing prerequisite
 # (`status` always exits 0; read its output).
-# Env: INFRA_TIMEOUT (seconds to wait for a server, default 60).
+# Env: INFRA_TIMEOUT (seconds to wait for a server, default 60); STACK_STARTED_FILE (make test,
+# make bench): each server started here is named in it ("started NAME"), each found running too
+# ("found NAME"), so that `platform.sh down --started` stops only what the run started.
 set -euo pipefail
 
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -38,6 +40,8 @@ MGMT_URL=http://localhost:15672/api/overview
 
 log() { echo "[infra] $*" >&2; }
 die() { echo "[infra] ERROR: $*" >&2; exit 1; }
+# note_server started|found NAME: for `platform.sh down --started`, which stops what this run started
+note_server() { [ -z "${STACK_STARTED_FILE:-}" ] || echo "$1 $2" >>"$STACK_STARTED_FILE"; }
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
 usage() {
@@ -208,15 +212,18 @@ rabbit_fail() {
 rabbit_start() {
     if ! is_root && [ "$(id -un)" != rabbitmq ] && mgmt_ok; then
         log "rabbitmq: already running (management API answers)"
+        note_server found rabbitmq
         return 0
     fi
     rabbit_install
     local t0=$SECONDS
     if rabbit_running; then
         log "rabbitmq: already running ($(rabbit_node))"
+        note_server found rabbitmq
     else
         log "rabbitmq: starting node $(rabbit_node)"
         (cd / && rabbitmq-server -detached) >&2 || rabbit_fail "rabbitmq-server -detached failed"
+        note_server started rabbitmq
     fi
     wait_until "$TIMEOUT" rabbit_await \
         || rabbit_fail "rabbitmq did not finish booting within ${TIMEOUT}s"
@@ -234,6 +241,8 @@ rabbit_stop() {
         echo "$out" >&2
         die "rabbitmq did not shut down cleanly"
     fi
+    # the node started epmd (Erlang's port mapper, :4369); it stays after the node unless told
+    if ! epmd -names 2>/dev/null | grep -q '^name '; then epmd -kill >/dev/null 2>&1 || true; fi
     log "rabbitmq: stopped"
 }
 
@@ -364,9 +373,11 @@ pg_start() {
     logf="/var/log/postgresql/postgresql-$ver-$name.log"
     if pg_ctlcluster "$ver" "$name" status >/dev/null 2>&1 || pg_ready; then
         log "postgres: cluster $ver/$name already running"
+        note_server found postgres
     else
         pg_admin_ok || die "starting PostgreSQL needs root (or the postgres user)"
         log "postgres: starting cluster $ver/$name"
+        note_server started postgres
         if ! timeout $((TIMEOUT + 30)) pg_ctlcluster "$ver" "$name" start >&2; then
             log "ERROR: postgres cluster $ver/$name failed to start"
             show_logs "$logf"
@@ -485,12 +496,14 @@ redis_start() {
     local t0=$SECONDS
     if redis_running; then
         log "redis: already running on 127.0.0.1:$REDIS_PORT"
+        note_server found redis
         return 0
     fi
     mkdir -p "$REDIS_DIR"
     log "redis: starting (data dir ${REDIS_DIR#"$ROOT"/})"
     # No RDB snapshots (stop is "shutdown nosave" anyway): a failed background
     # save would otherwise make Redis refuse writes (MISCONF), e.g. if var/ is cleaned.
+    note_server started redis
     if ! redis-server --daemonize yes --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
         --save '' --logfile "$REDIS_DIR/redis.log" --pidfile "$REDIS_DIR/redis.pid" >&2; then
         show_logs "$REDIS_DIR/redis.log"

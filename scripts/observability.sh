@@ -14,13 +14,17 @@
 #               at each start (python -m services.common.logsearch --setup).
 #   shipper     rsyslog on TCP $LOGSTASH_PORT: takes the JSON lines python-logstash sends
 #               (what Logstash's tcp/json_lines input takes) and bulk-indexes them into daily
-#               ecommerce-logs-YYYY.MM.DD indices. Shared by every stack.
+#               ecommerce-logs-YYYY.MM.DD indices. One for THIS stack ($STACK_DIR/rsyslog), stopped
+#               with it (platform.sh down), so a test or bench stack never holds make run's port.
 #   prometheus  Debian's Prometheus for THIS stack ($STACK_DIR/prometheus, port $PROMETHEUS_PORT),
 #               running prometheus/prometheus.yml with targets written from the stack's ports.
 #
 # Environment: STACK_DIR (var), STACK_VHOST, SEARCH_PORT (9200), LOGSTASH_PORT (5000),
 # PROMETHEUS_PORT (9090), METRICS_PORT_BASE (9100), GATEWAY_PORT (8080),
 # KAFKA_METRICS_PORT (unset: no Kafka, sink or analytics targets), SEARCH_HEAP (768m).
+# STACK_STARTED_FILE (make test, make bench): each server started here is named in it ("started
+# NAME"), each found running too ("found NAME"), so that `platform.sh down --started` stops only
+# what the run started.
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 missing prerequisite.
 set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -51,6 +55,9 @@ wait_until() {
         sleep 0.5
     done
 }
+
+# note_server started|found NAME: for `platform.sh down --started`, which stops what this run started
+note_server() { [ -z "${STACK_STARTED_FILE:-}" ] || echo "$1 $2" >>"$STACK_STARTED_FILE"; }
 
 pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -141,6 +148,7 @@ search_healthy() {
 search_start() {
     if search_running; then
         log "search: already running on 127.0.0.1:$SEARCH_PORT"
+        note_server found search
     else
         install_search
         command -v java >/dev/null 2>&1 || install_debian
@@ -152,6 +160,7 @@ search_start() {
             -numOfNode 1 -baseHttpPort $((SEARCH_PORT - 1)) -clusterName ecommerce-logs \
             >"$SEARCH_LOG" 2>&1 </dev/null 9>&- &
         echo $! >"$SEARCH_PID"
+        note_server started search
         if ! wait_until 180 search_running; then
             show_log "$SEARCH_LOG"
             die "search: OpenSearch did not answer on port $SEARCH_PORT within 180 s"
@@ -166,7 +175,7 @@ search_stop() { stop_pid search "$SEARCH_PID"; }
 
 # ---------------------------------------------------------------- shipper
 
-SHIPPER_DIR="$OBS_DIR/rsyslog"
+SHIPPER_DIR="$STACK_DIR/rsyslog"
 SHIPPER_PID="$SHIPPER_DIR/rsyslog.pid"
 
 shipper_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$LOGSTASH_PORT") 2>/dev/null; }
@@ -174,9 +183,12 @@ shipper_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$LOGSTASH_PORT") 2>/dev/null;
 shipper_start() {
     if pid_alive "$SHIPPER_PID"; then
         log "shipper: already running on TCP $LOGSTASH_PORT"
+        note_server found shipper
         return 0
     fi
     command -v rsyslogd >/dev/null 2>&1 || install_debian
+    # the one shared shipper of this checkout before each stack had its own
+    [ ! -s "$OBS_DIR/rsyslog/rsyslog.pid" ] || stop_pid "shipper (shared, old layout)" "$OBS_DIR/rsyslog/rsyslog.pid"
     if shipper_listening; then
         die "shipper: port $LOGSTASH_PORT is taken by another process; set LOGSTASH_PORT"
     fi
@@ -187,6 +199,7 @@ shipper_start() {
         || { show_log "$SHIPPER_DIR/check.log"; die "shipper: rsyslog rejected its configuration"; }
     log "shipper: starting rsyslog on TCP $LOGSTASH_PORT -> OpenSearch :$SEARCH_PORT"
     rsyslogd -f "$SHIPPER_DIR/rsyslog.conf" -i "$SHIPPER_PID" 2>"$SHIPPER_DIR/rsyslog.err" 9>&-
+    note_server started shipper
     wait_until 20 shipper_listening || { show_log "$SHIPPER_DIR/rsyslog.err"; die "shipper: not listening"; }
     log "shipper: ready"
 }
@@ -232,6 +245,7 @@ prometheus_start() {
     write_targets
     if pid_alive "$PROM_DIR/prometheus.pid"; then
         log "prometheus: already running for this stack on port $PROMETHEUS_PORT (targets rewritten)"
+        note_server found prometheus
         return 0
     fi
     promtool check config "$PROM_DIR/prometheus.yml" >"$PROM_DIR/check.log" 2>&1 \
@@ -241,6 +255,7 @@ prometheus_start() {
         --storage.tsdb.retention.time=2d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
         --web.enable-lifecycle >"$PROM_DIR/prometheus.log" 2>&1 </dev/null 9>&- &
     echo $! >"$PROM_DIR/prometheus.pid"
+    note_server started prometheus
     if ! wait_until 60 prometheus_ready; then
         show_log "$PROM_DIR/prometheus.log"
         die "prometheus: not ready on port $PROMETHEUS_PORT within 60 s"

@@ -3,8 +3,16 @@
 #
 #   scripts/platform.sh up [--detach]   set up, start, seed, print where things are;
 #                                       stays in the foreground unless --detach (Ctrl-C stops all)
-#   scripts/platform.sh down [--all]    stop the services; --all stops RabbitMQ/PostgreSQL too
+#   scripts/platform.sh down [--all|--started]
+#                                       stop the services, this stack's Prometheus and log shipper;
+#                                       --all stops RabbitMQ/PostgreSQL/Redis/OpenSearch too;
+#                                       --started only those of them that this run started
+#                                       (STACK_STARTED_FILE, set by make test and make bench) and
+#                                       no other stack uses, then fails if a process of this run
+#                                       still listens on a port (scripts/leftovers.py)
 #   scripts/platform.sh status
+#   scripts/platform.sh ctl ARGS...     supervisorctl for this stack (make ctl ARGS="status"): the
+#                                       configuration reads STACK_DIR and VENV, exported here
 #
 # Environment:
 #   STACK_DIR    where data, logs and secrets live (default: var/)
@@ -19,11 +27,10 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export STACK_DIR="$(mkdir -p "${STACK_DIR:-$ROOT/var}" && cd "${STACK_DIR:-$ROOT/var}" && pwd)"
+STACK_DIR="$(mkdir -p "${STACK_DIR:-$ROOT/var}" && cd "${STACK_DIR:-$ROOT/var}" && pwd)"
+export STACK_DIR
 export VENV="$ROOT/.venv"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-# eventlet announces its own deprecation on every import; nameko 2.14 needs it
-export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::DeprecationWarning}"
 CONF="$ROOT/scripts/supervisord.conf"
 PY="$VENV/bin/python"
 
@@ -130,8 +137,8 @@ ensure_admin() {
 }
 
 wait_gateway() {
-    local i
-    for i in $(seq 1 60); do
+    local _
+    for _ in $(seq 1 60); do
         curl -fsS "http://localhost:$GATEWAY_PORT/ready" >/dev/null 2>&1 && return 0
         sleep 0.5
     done
@@ -152,8 +159,9 @@ summary() {
     Log search      make logs ID=<X-Request-ID or order id>   (OpenSearch http://127.0.0.1:9200)
     Prometheus      http://127.0.0.1:$PROMETHEUS_PORT   (service /metrics on ports $((METRICS_PORT_BASE+1))-$((METRICS_PORT_BASE+11)))
     Analytics       $(analytics_summary)
+    Processes       make ctl ARGS="status"   (supervisorctl for this stack, from any shell)
     Dead letters    .venv/bin/python -m services.common.dlq list
-    Python shell    AMQP_URI=$AMQP_URI .venv/bin/nameko shell --config config.yml
+    Python shell    AMQP_URI=$AMQP_URI .venv/bin/python -m services.common.nameko_cli shell --config config.yml
                     >>> n.rpc.orders.create_order(customer_id=1, items=[{"product_id": 1, "quantity": 1}])
 
 MSG
@@ -172,17 +180,58 @@ down() {
     if supervisor_running; then
         log "stopping services"
         "$VENV/bin/supervisorctl" -c "$CONF" shutdown >/dev/null || true
-        local pid_file="$STACK_DIR/supervisord.pid" i
-        for i in $(seq 1 60); do
-            [ -e "$pid_file" ] && kill -0 "$(cat "$pid_file" 2>/dev/null)" 2>/dev/null || break
+        local pid_file="$STACK_DIR/supervisord.pid" _
+        for _ in $(seq 1 60); do
+            if ! { [ -e "$pid_file" ] && kill -0 "$(cat "$pid_file" 2>/dev/null)" 2>/dev/null; }; then break; fi
             sleep 0.5
         done
     fi
-    bash "$ROOT/scripts/observability.sh" stop prometheus
-    if [ "${1:-}" = "--all" ]; then
-        bash "$ROOT/scripts/observability.sh" stop
-        bash "$ROOT/scripts/infra.sh" stop rabbitmq postgres redis
+    bash "$ROOT/scripts/observability.sh" stop prometheus shipper
+    case "${1:-}" in
+        --all)
+            bash "$ROOT/scripts/observability.sh" stop
+            bash "$ROOT/scripts/infra.sh" stop rabbitmq postgres redis
+            ;;
+        --started) stop_started ;;
+    esac
+}
+
+# The shared servers this run started, newest first, unless another stack is connected to one by
+# now: on a shared machine that one has become the other stack's (it is named, not stopped). A
+# server that was running when the run began stays, even if a test restarted it meanwhile
+# (tests/e2e/test_messaging.py restarts RabbitMQ): what counts is a server's first record.
+stop_started() {
+    local file="${STACK_STARTED_FILE:-}" state component ports port clients checks=()
+    [ -n "$file" ] || { log "down --started: STACK_STARTED_FILE is not set"; return 2; }
+    while read -r state component; do
+        case "$component" in
+            rabbitmq) ports="5672 4369" ;;  # and the Erlang port mapper it starts
+            postgres) ports=5432 ;;
+            redis) ports=6379 ;;
+            search) ports="${SEARCH_PORT:-9200}" ;;
+            shipper|prometheus) continue ;;  # this stack's own: stopped above
+            *) log "unknown server '$component' in $file"; continue ;;
+        esac
+        if [ "$state" = found ]; then
+            for port in $ports; do checks+=(--found-port "$port"); done
+            continue
+        fi
+        if clients=$("$PY" "$ROOT/scripts/leftovers.py" "$file" --in-use "${ports%% *}" </dev/null); then
+            log "$component: started by this run, but another stack uses it ($clients): left running"
+            continue
+        fi
+        if [ "$component" = search ]; then
+            bash "$ROOT/scripts/observability.sh" stop search </dev/null
+        else
+            bash "$ROOT/scripts/infra.sh" stop "$component" </dev/null
+        fi
+        for port in $ports; do checks+=(--port "$port"); done
+    done < <(awk '!seen[$2]++' "$file" 2>/dev/null | tac)
+    if ! "$PY" "$ROOT/scripts/leftovers.py" "$file" "${checks[@]}" >&2; then
+        log "processes this run started still hold ports (above): a next make run could not start"
+        return 1
     fi
+    log "nothing this run started still listens"
 }
 
 status() {
@@ -196,9 +245,17 @@ status() {
     fi
 }
 
+ctl() {
+    [ -x "$VENV/bin/supervisorctl" ] || { log "no $VENV yet: run make run first"; exit 3; }
+    supervisor_running || { log "the stack in $STACK_DIR is not running (make run starts it)"; exit 3; }
+    [ $# -gt 0 ] || set -- status
+    exec "$VENV/bin/supervisorctl" -c "$CONF" "$@"
+}
+
 case "${1:-}" in
     up) up "${2:-}" ;;
+    ctl) shift; ctl "$@" ;;
     down) down "${2:-}" ;;
     status) status ;;
-    *) echo "usage: scripts/platform.sh up [--detach] | down [--all] | status" >&2; exit 2 ;;
+    *) echo "usage: scripts/platform.sh up [--detach] | down [--all] | status | ctl ARGS..." >&2; exit 2 ;;
 esac

@@ -7,10 +7,14 @@ cents are declined by the simulated payment processor, for demos and tests.
 
 from __future__ import annotations
 
-from nameko.standalone.rpc import ClusterRpcProxy
+from services.common.warnings_filter import silence_eventlet_banner
 
-from services.common.config import load_config
-from services.common.errors import Conflict
+silence_eventlet_banner()  # before nameko imports eventlet (services/common/warnings_filter.py)
+
+from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
+
+from services.common.config import load_config  # noqa: E402
+from services.common.errors import Conflict  # noqa: E402
 
 DEMO_PRODUCTS = [
     ("COFFEE-1KG", "Coffee Beans", "1kg bag of medium roast arabica", "grocery", 1899, "USD", 1000),

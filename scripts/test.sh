@@ -9,9 +9,24 @@ cd "$ROOT"
 export PYTHONPATH="$ROOT"
 
 bash scripts/bootstrap.sh
+# Nothing left behind: every process this run starts inherits STACK_STARTED_FILE, and the servers
+# it really starts are named in it; at exit the stack and those servers are stopped, and make test
+# fails if a process of this run still listens on a port (scripts/platform.sh down --started).
+mkdir -p var
+# the test stack (set before the trap, so that its stop never reaches a `make run` stack in var/)
+export STACK_DIR="$ROOT/var/e2e" STACK_VHOST=e2e
+STACK_STARTED_FILE="$(mktemp "$ROOT/var/test-started.XXXXXX")"
+export STACK_STARTED_FILE
+finish() {
+    local rc=$?
+    echo "[test] stopping what this run started"
+    bash scripts/platform.sh down --started >/dev/null || rc=1
+    rm -f "$STACK_STARTED_FILE"
+    exit "$rc"
+}
+trap finish EXIT
 # The deployment validators build from source the first time (Go, several minutes): in the
 # background while the rest installs, and done before the timing-sensitive tests start.
-mkdir -p var
 bash scripts/deploy_tools.sh >var/deploy_tools.log 2>&1 &
 deploy_tools=$!
 bash scripts/infra.sh start rabbitmq postgres redis
@@ -19,10 +34,10 @@ bash scripts/infra.sh start rabbitmq postgres redis
 echo "[test] ruff"
 .venv/bin/ruff check .
 
-export STACK_DIR="$ROOT/var/e2e" STACK_VHOST=e2e
 # fast timers so a saga reaches SHIPPED and DELIVERED within seconds
 export SHIPPING_SHIP_AFTER_SECONDS=1 SHIPPING_DELIVER_AFTER_SECONDS=2 SHIPPING_TICK_SECONDS=0.2
-export PAYMENT_LATENCY_MS=400 EVENT_RETRY_BASE_SECONDS=0.1 ADMIN_PASSWORD="e2e-$(date +%s%N)"
+ADMIN_PASSWORD="e2e-$(date +%s%N)"
+export PAYMENT_LATENCY_MS=400 EVENT_RETRY_BASE_SECONDS=0.1 ADMIN_PASSWORD
 # the gateway on its own port and Redis database, so a running `make run` is left alone;
 # limits small enough for resilience_test.py to reach them in seconds
 export GATEWAY_PORT=18080 GATEWAY_URL=http://localhost:18080 REDIS_URL=redis://127.0.0.1:6379/1 REDIS_NAMESPACE=e2e
@@ -30,6 +45,8 @@ export RATE_LIMIT_API="300 per 5 seconds" RATE_LIMIT_AUTH="30 per 5 seconds"
 export BREAKER_FAIL_MAX=5 BREAKER_RESET_TIMEOUT=5 RPC_TIMEOUT=5
 # the e2e stack's own metrics and Prometheus ports; a running `make run` keeps 9101-9111 and 9090
 export METRICS_PORT_BASE=19100 PROMETHEUS_PORT=19090
+# the e2e stack's own log shipper: make run's 5000 stays free (scripts/observability.sh)
+export LOGSTASH_PORT=15040
 # analytics (tests/e2e/test_analytics.py): the e2e stack's own Kafka and Flink ports, and
 # 10-second windows with 3-second checkpoints so KPI windows close within seconds
 export KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 KAFKA_METRICS_PORT=17071 ANALYTICS_FLINK_REST_PORT=18081
@@ -49,7 +66,6 @@ bash scripts/platform.sh down >/dev/null 2>&1 || true
 rm -rf "$STACK_DIR"
 rabbitmqctl -q delete_vhost e2e >/dev/null 2>&1 || true
 redis-cli -n 1 flushdb >/dev/null
-trap 'bash scripts/platform.sh down >/dev/null 2>&1 || true' EXIT
 bash scripts/platform.sh up --detach
 
 echo "[test] pytest"

@@ -11,15 +11,19 @@ import sys
 import time
 from urllib.parse import quote, urlparse
 
-import requests
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
+from services.common.warnings_filter import silence_eventlet_banner
 
-from services.common.batch_events import queue_name
-from services.common.config import load_config
-from services.kafka_sink.routes import event_routes
-from services.kafka_sink.service import KafkaSinkService
-from services.kafka_sink.topics import bootstrap_servers
+silence_eventlet_banner()  # before nameko imports eventlet (services/common/warnings_filter.py)
+
+import requests  # noqa: E402
+from kafka import KafkaAdminClient  # noqa: E402
+from kafka.errors import KafkaError  # noqa: E402
+
+from services.common.batch_events import queue_name  # noqa: E402
+from services.common.config import load_config  # noqa: E402
+from services.kafka_sink.routes import event_routes  # noqa: E402
+from services.kafka_sink.service import KafkaSinkService  # noqa: E402
+from services.kafka_sink.topics import bootstrap_servers  # noqa: E402
 
 TIMEOUT = float(os.environ.get("ANALYTICS_READY_TIMEOUT", "180"))
 

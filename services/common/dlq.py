@@ -20,8 +20,12 @@ from typing import Any
 
 from kombu import Connection, Exchange, Producer
 
-from services.common.config import load_config
-from services.common.messaging import ORIGIN_HEADER, dead_letter_topology
+from services.common.warnings_filter import silence_eventlet_banner
+
+silence_eventlet_banner()  # before nameko imports eventlet (services/common/warnings_filter.py)
+
+from services.common.config import load_config  # noqa: E402
+from services.common.messaging import ORIGIN_HEADER, dead_letter_topology  # noqa: E402
 
 
 def describe(message: Any) -> dict[str, Any]:

@@ -78,4 +78,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    from services.common.warnings_filter import silence_eventlet_banner
+
+    silence_eventlet_banner()  # the services' models import nameko, and so eventlet
     main(sys.argv[1:])

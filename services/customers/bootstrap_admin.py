@@ -13,11 +13,15 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from nameko.exceptions import RpcTimeout, UnknownService
-from nameko.standalone.rpc import ClusterRpcProxy
+from services.common.warnings_filter import silence_eventlet_banner
 
-from services.common.config import load_config
-from services.common.errors import ServiceError
+silence_eventlet_banner()  # before nameko imports eventlet (services/common/warnings_filter.py)
+
+from nameko.exceptions import RpcTimeout, UnknownService  # noqa: E402
+from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
+
+from services.common.config import load_config  # noqa: E402
+from services.common.errors import ServiceError  # noqa: E402
 
 REQUIRED = ("ADMIN_EMAIL", "ADMIN_PASSWORD")
 TIMEOUT = 30

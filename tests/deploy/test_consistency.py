@@ -216,7 +216,9 @@ def programs() -> Programs:
         command = normalised(section["command"])
         joined = " ".join(command)
         replicas = int(section.get("numprocs", "1"))
-        if command[:2] == ("nameko", "run") and command[-1].startswith("services."):
+        # nameko's command line without eventlet's banner (docs/eventlet.md)
+        nameko_run = command[:4] == ("python", "-m", "services.common.nameko_cli", "run")
+        if nameko_run and command[-1].startswith("services."):
             module = command[-1].split(".")[1]
             reads = nameko_reads(module)
             found.workloads[program] = Workload(
