@@ -210,10 +210,10 @@ start() {
 
 stop() {
     if ! pid_alive; then log "not running"; rm -f "$DIR/kafka.pid"; return 0; fi
-    local pid i
+    local pid
     pid="$(cat "$DIR/kafka.pid")"
     kill -TERM "$pid"
-    for i in $(seq 1 60); do
+    for _ in $(seq 1 60); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.5
     done
