@@ -171,13 +171,9 @@ rootfs() {
 
 # Debian's JRE keeps its configuration as links into /etc: copied with the links resolved, the
 # tree is self-contained, as the Dockerfiles expect Temurin's /opt/java/openjdk to be.
-# Debian's own path then links to the copy, so the JRE is not in the image twice.
 jre_fixup() {
-    local debian="$1/usr/lib/jvm/java-17-openjdk-amd64"
     mkdir -p "$1/opt/java"
-    cp -rL "$debian" "$1/opt/java/openjdk"
-    rm -rf "$debian"
-    ln -s /opt/java/openjdk "$debian"
+    cp -rL "$1/usr/lib/jvm/java-17-openjdk-amd64" "$1/opt/java/openjdk"
 }
 
 # import_standin IMAGE NAME PACKAGES [FIXUP]: the image from the cached root filesystem
