@@ -1,5 +1,12 @@
 .DEFAULT_GOAL := help
-.PHONY: help run stop status ctl test lint dlq stalled logs bench kpis up up-lite down-compose k8s-deploy validate-deploy
+.PHONY: help run stop status ctl test lint dlq stalled logs bench kpis images up up-lite down-compose k8s-deploy \
+        validate-deploy
+
+# `docker compose` where the plugin is installed, else Debian's docker-compose 1.29 (bookworm packages
+# no compose plugin); scripts/images.sh installs the latter when neither is present
+COMPOSE = $(shell bash scripts/images.sh compose 2>/dev/null || echo docker compose)
+# the project name docker-compose.yml cannot carry (Compose 1.29 has no top-level `name:`)
+export COMPOSE_PROJECT_NAME ?= ecommerce
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -37,16 +44,21 @@ kpis:  ## the newest KPI windows of the analytics job: make kpis N=5
 logs:  ## search the logs by correlation id or order id: make logs ID=...
 	@.venv/bin/python -m services.common.logsearch $(ID)
 
+images:  ## build the platform, Kafka and Flink images (installs and starts Docker if missing; docs/deployment.md)
+	@bash scripts/images.sh
+
 up:  ## docker compose: the whole platform with ELK and Flink (docs/deployment.md; needs .env)
 	@test -f .env || { echo "cp .env.example .env, then replace its example secrets"; exit 2; }
-	docker compose --profile elk --profile flink up -d --build
+	@bash scripts/images.sh
+	$(COMPOSE) --profile elk --profile flink up -d --no-build
 
 up-lite:  ## docker compose without ELK and Flink, for small laptops
 	@test -f .env || { echo "cp .env.example .env, then replace its example secrets"; exit 2; }
-	LOGSTASH_HOST= docker compose up -d --build
+	@bash scripts/images.sh platform kafka
+	LOGSTASH_HOST= $(COMPOSE) up -d --no-build
 
 down-compose:  ## stop and remove the compose stack (volumes are kept; add -v by hand to drop them)
-	docker compose --profile elk --profile flink down
+	$(COMPOSE) --profile elk --profile flink down
 
 k8s-deploy:  ## build the images in minikube and apply k8s/overlays/minikube (docs/deployment.md)
 	@command -v minikube >/dev/null || { echo "minikube is not installed (docs/deployment.md)"; exit 3; }

@@ -30,6 +30,8 @@ trap finish EXIT
 bash scripts/deploy_tools.sh >var/deploy_tools.log 2>&1 &
 deploy_tools=$!
 bash scripts/infra.sh start rabbitmq postgres redis
+# the images tests/containers runs with compose: installs and starts Docker when missing
+bash scripts/images.sh
 
 echo "[test] ruff"
 .venv/bin/ruff check .

@@ -501,3 +501,30 @@ def test_compose_has_no_default_secret() -> None:
     text = COMPOSE.read_text()
     defaulted = re.findall(r"\$\{([A-Z_]*(?:PASSWORD|SECRET)[A-Z_]*):?-", text)
     assert not defaulted, f"docker-compose.yml gives secrets a default: {defaulted}"
+
+
+def built_images() -> dict[str, str]:
+    """What scripts/images.sh builds at the default tag: image name -> its Dockerfile."""
+    listed = subprocess.run(["bash", str(ROOT / "scripts" / "images.sh"), "names"], capture_output=True,
+                            text=True, check=True, env={**os.environ, "IMAGE_TAG": "dev"}).stdout
+    return dict(reversed(line.split()) for line in listed.splitlines() if line.strip())
+
+
+def test_compose_kubernetes_and_helm_run_the_images_the_build_produces() -> None:
+    images = built_images()
+    assert set(images.values()) == {"ecommerce-platform:dev", "ecommerce-kafka:dev", "ecommerce-flink:dev"}
+    for name, service in compose()["services"].items():
+        if "build" in service:
+            image = service["image"].replace("${PLATFORM_IMAGE:-ecommerce-platform}", "ecommerce-platform")
+            image = image.replace("${IMAGE_TAG:-dev}", "dev")
+            assert images.get(service["build"]["dockerfile"]) == image, (
+                f"compose {name} runs {image}, the build of {service['build']['dockerfile']} is "
+                f"{images.get(service['build']['dockerfile'])}")
+    # the laptop cluster runs the images as built here; the other renderings only retag the platform's
+    for where, docs in [("kustomize k8s/overlays/minikube", kustomize("k8s/overlays/minikube")),
+                        ("helm values-minikube.yaml", helm(CHART / "values-minikube.yaml"))]:
+        used = {container["image"] for doc in docs if doc.get("kind") in ("Deployment", "StatefulSet", "Job")
+                for container in doc["spec"]["template"]["spec"]["containers"]
+                if container["image"].startswith("ecommerce-")}
+        assert used, f"{where} runs none of the project's images"
+        assert used <= set(images.values()), f"{where} runs {sorted(used - set(images.values()))}, not built"
