@@ -141,4 +141,9 @@ class CorrelationAccessor:
 
     @id.setter
     def id(self, value: str | None) -> None:
-        self._worker_ctx.data["correlation_id"] = value
+        if value is None:
+            # no id at all rather than a None one, which nameko would drop from every message's
+            # headers with a warning each time
+            self._worker_ctx.data.pop("correlation_id", None)
+        else:
+            self._worker_ctx.data["correlation_id"] = value
