@@ -39,8 +39,11 @@ class ShippingEventsRecorder:
 
 
 def events_for(order_id: int) -> list[tuple[str, dict]]:
-    return [(e["type"], e["payload"]) for e in ShippingEventsRecorder.received
-            if e["payload"]["order_id"] == order_id]
+    """The order's shipping events in the order they happened (each type travels on a queue of its
+    own, so they may arrive in another)."""
+    events = sorted((e for e in ShippingEventsRecorder.received if e["payload"]["order_id"] == order_id),
+                    key=lambda e: e["occurred_at"])
+    return [(e["type"], e["payload"]) for e in events]
 
 
 @pytest.fixture
