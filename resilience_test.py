@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 ROOT = Path(__file__).resolve().parent
 PROBLEM = "application/problem+json"
@@ -98,6 +100,12 @@ class Gateway:
     def __init__(self, base_url: str):
         self.base = base_url.rstrip("/")
         self.session = requests.Session()
+        # the bursts send from 20 threads: a pool that keeps 20 connections, and a GET sent again
+        # when the gateway closed the kept-alive connection it went out on (a client-side race any
+        # HTTP client retries; the answers counted are the ones that arrived)
+        retry = Retry(total=2, connect=2, read=2, status=0, other=0, allowed_methods=frozenset({"GET"}),
+                      raise_on_status=False)
+        self.session.mount("http://", HTTPAdapter(pool_maxsize=20, max_retries=retry))
 
     def request(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", {}))
