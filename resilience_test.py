@@ -16,8 +16,8 @@ What it demonstrates and asserts:
 
 The gateway must run under the stack's supervisord (scripts/supervisord.conf; STACK_DIR and VENV
 as scripts/platform.sh sets them) with Redis (REDIS_URL), so every worker shares breaker state and
-limits. Keep the limits small enough for a quick test (e.g. RATE_LIMIT_API="300 per 5 seconds",
-RATE_LIMIT_AUTH="30 per 5 seconds").
+limits. Keep the limits small enough for a quick test (e.g. RATE_LIMIT_API="100 per 5 seconds",
+RATE_LIMIT_AUTH="10 per 5 seconds": a login costs an argon2 verification).
 """
 
 from __future__ import annotations
@@ -221,6 +221,21 @@ def _burst(send: Callable[[], requests.Response], remaining: int) -> list[reques
     return answers
 
 
+def _unexpected(answers: list[requests.Response], expected: set[int]) -> str:
+    """The answers outside ``expected``, counted by status and problem detail, with a request id
+    of each (for ``make logs ID=...``)."""
+    seen: dict[tuple[int, str], list[str]] = {}
+    for answer in answers:
+        if answer.status_code not in expected:
+            try:
+                detail = str(answer.json().get("detail", ""))
+            except ValueError:
+                detail = answer.text[:120]
+            seen.setdefault((answer.status_code, detail), []).append(answer.headers.get("X-Request-ID", "?"))
+    return "; ".join(f"{len(ids)} x {status} {detail!r} (e.g. X-Request-ID {ids[0]})"
+                     for (status, detail), ids in seen.items())
+
+
 def _assert_429(report: Report, limited: requests.Response) -> int:
     check(is_problem(limited, 429, "rate-limited"), f"the 429 is not a rate-limited problem: {limited.text}")
     for header in ("Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
@@ -252,7 +267,7 @@ def rate_limits(gw: Gateway, report: Report, user: dict[str, Any], product: dict
         limited = [a for a in answers if a.status_code == 429]
         check(bool(limited), f"no 429 after {len(answers) + 1} requests (limit {limit})")
         ok = [a.status_code for a in answers if a.status_code != 429]
-        check(set(ok) <= {200}, f"unexpected statuses before the limit: {set(ok)}")
+        check(set(ok) <= {200}, f"unexpected answers before the limit: {_unexpected(answers, {200, 429})}")
         report.note(f"limit {limit}: {len(ok) + 1} requests answered 200, then 429")
         retry_after = _assert_429(report, limited[0])
     with report.step("another user is not affected"):
@@ -275,7 +290,7 @@ def rate_limits(gw: Gateway, report: Report, user: dict[str, Any], product: dict
         limited = [a for a in answers if a.status_code == 429]
         check(bool(limited), f"no 429 after {len(answers) + 1} login attempts")
         wrong = {a.status_code for a in answers if a.status_code != 429}
-        check(wrong <= {401}, f"wrong credentials answered {wrong}")
+        check(wrong <= {401}, f"wrong credentials answered {_unexpected(answers, {401, 429})}")
         report.note(f"limit {first.headers['X-RateLimit-Limit']}: wrong passwords got 401, then 429")
         retry_after = _assert_429(report, limited[0])
     with report.step("logins work again after Retry-After"):
@@ -339,7 +354,7 @@ def circuit_breaker(gw: Gateway, report: Report, user: dict[str, Any], product: 
             check(opened, f"the breaker did not open after {len(failures)} failed calls")
             report.note(f"{len(failures)} calls answered 503 service-unavailable (timeouts); breaker open; "
                         f"gauge = {_gauge(gw, service)}")
-        with report.step("an open breaker answers 503 in well under 50 ms, with Retry-After"):
+        with report.step("an open breaker answers 503 in well under 50 ms (median), with Retry-After"):
             timings = []
             for _ in range(10):
                 response, ms = _timed(gw, path, user["token"])
@@ -348,7 +363,10 @@ def circuit_breaker(gw: Gateway, report: Report, user: dict[str, Any], product: 
                 timings.append(ms)
                 retry_after = int(response.headers["Retry-After"])
             timings.sort()
-            check(timings[-1] < 50, f"slowest fast-fail took {timings[-1]:.1f} ms")
+            # the median, judged against 50 ms: one call delayed by a busy machine's scheduler says
+            # nothing about the breaker; any call near the RPC timeout would (it never waits for one)
+            check(timings[5] < 50, f"the median fast-fail took {timings[5]:.1f} ms")
+            check(timings[-1] < 1000, f"the slowest fast-fail took {timings[-1]:.1f} ms: it waited")
             report.note(f"10 calls: median {timings[5]:.1f} ms, max {timings[-1]:.1f} ms; "
                         f"Retry-After {retry_after}s")
         with report.step("a trial call while the service is still down half-opens, fails and re-opens"):

@@ -17,7 +17,9 @@ Every call:
     caller gave up long ago;
   * goes through the service's circuit breaker (``gateway.breakers``).
 
-A proxy whose connection broke is dropped and its slot refilled lazily.
+A proxy whose connection broke is dropped and its slot refilled lazily; one whose
+connection the broker closed while it sat idle in the pool is found out before
+it is lent (``PooledProxy.is_alive``), so no request goes out through it.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ TRANSIENT = 1
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: the transport failed (not the service's answer): the proxy is dropped
 TRANSPORT_ERRORS = (socket.error, AmqpConnectionError, OperationalError, RuntimeError, OSError)
+#: how long PooledProxy.is_alive reads frames that were already waiting on an idle connection
+PENDING_READ_SECONDS = 0.001
 
 
 class Transport(Protocol):
@@ -99,6 +103,32 @@ class PooledProxy:
             with contextlib.suppress(Exception):
                 message.ack()
 
+    def is_alive(self) -> bool:
+        """False once the broker has closed this proxy's connection (it restarted, or dropped it).
+
+        nameko only learns that when it next reads, after the request went out; by then the reply
+        may have been published to a reply queue that expired while nobody consumed it, and the
+        call waits out its whole timeout. One non-blocking peek at the socket tells first: nothing
+        to read is the normal, idle state; end of file, or a frame nobody waited for that turns out
+        to be the broker's Connection.Close, means dead. Late replies read here are kept for
+        ``_drop_stale_replies``."""
+        connection = self._listener.queue_consumer.connection
+        try:
+            sock = connection.connection.transport.sock
+            if not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                return False
+        except BlockingIOError:
+            return True
+        except (*TRANSPORT_ERRORS, AttributeError):
+            return False
+        try:
+            while True:
+                connection.drain_events(timeout=PENDING_READ_SECONDS)
+        except TimeoutError:
+            return True
+        except Exception:
+            return False
+
     def consumers(self, services: list[str]) -> dict[str, int]:
         """How many workers consume each service's RPC queue (-1: no such queue)."""
         connection = self._listener.queue_consumer.connection
@@ -141,6 +171,10 @@ class RpcPool:
         except queue.Empty:
             raise svc.ServiceUnavailable("no RPC connection free in time") from None
         try:
+            if proxy is not None and not proxy.is_alive():
+                log.info("replacing an RPC connection the broker closed")
+                proxy.stop()
+                proxy = None
             if proxy is None:
                 proxy = PooledProxy(self._config, self._timeout)
             yield proxy

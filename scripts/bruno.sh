@@ -71,7 +71,14 @@ run() {
         exit 3
     fi
     cd "$ROOT/bruno"
-    exec "$node" "$CLI/node_modules/@usebruno/cli/bin/bru.js" run "$@"
+    # Node's own vm ("developer") unless asked otherwise: the default QuickJS sandbox can evaluate
+    # the first request's assertions before its WebAssembly module has loaded ("expected undefined
+    # to equal 200" on a loaded machine); the collection's scripts are the project's own.
+    local sandbox=(--sandbox developer) arg
+    for arg in "$@"; do
+        case "$arg" in --sandbox|--sandbox=*) sandbox=() ;; esac
+    done
+    exec "$node" "$CLI/node_modules/@usebruno/cli/bin/bru.js" run "${sandbox[@]}" "$@"
 }
 
 case "${1:-}" in

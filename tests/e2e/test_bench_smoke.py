@@ -5,12 +5,12 @@ stuck, none charged twice).
 
 It asserts nothing about speed: figures from a short run on the test stack, with its payment
 latency and rate limits, mean nothing. The phases that are checked stay under the test stack's rate
-limits (RATE_LIMIT_AUTH 30 per 5 s per address: 3 + 4 registrations and logins plus the admin's
-login; RATE_LIMIT_API 300 per 5 s per user or address: single-digit rates; the audit's payment reads
-are one per order, about 60). The one exception is wrk's one-second run against
-GET /api/products/<id> (one connection, anonymous): served from the gateway's product cache it may
-pass 300 requests in that second and get 429s, which only count as that floor's errors; the next
-anonymous requests (the knee) come more than 20 s later.
+limits (RATE_LIMIT_AUTH 10 per 5 s per address: 3 + 4 registrations and logins plus the admin's
+login, and bench/stack.py waits out a 429; RATE_LIMIT_API 100 per 5 s per user or address:
+single-digit rates; the audit's payment reads are one per order, about 60). The one exception is
+wrk's one-second run against GET /api/products/<id> (one connection, anonymous): served from the
+gateway's product cache it may pass 100 requests in that second and get 429s, which only count as
+that floor's errors; the next anonymous requests (the knee) come more than 20 s later.
 """
 
 from __future__ import annotations

@@ -17,14 +17,28 @@ from services.common import errors as svc
 STARTED: list[FakeStandalone] = []
 
 
+class FakeSocket:
+    """The reply connection's socket: idle (nothing to read) until the broker closes it."""
+
+    closed_by_broker = False
+
+    def recv(self, size: int, flags: int) -> bytes:
+        if self.closed_by_broker:
+            return b""
+        raise BlockingIOError
+
+
 class FakeStandalone:
     """Stands in for nameko's ClusterRpcProxy: counts connections, records what calls carried."""
 
     def __init__(self, config: dict[str, Any], timeout: float):
         self.config = config
         self._worker_ctx = SimpleNamespace(data={})
-        self._reply_listener = SimpleNamespace(queue_consumer=SimpleNamespace(timeout=timeout, replies={}),
-                                               _reply_events={})
+        self.socket = FakeSocket()
+        connection = SimpleNamespace(connection=SimpleNamespace(transport=SimpleNamespace(sock=self.socket)))
+        self._reply_listener = SimpleNamespace(
+            queue_consumer=SimpleNamespace(timeout=timeout, replies={}, connection=connection),
+            _reply_events={})
         self.stopped = False
         STARTED.append(self)
 
@@ -169,3 +183,12 @@ def test_reads_are_retried_once_on_a_fresh_connection_writes_are_not() -> None:
     broken = iter([ConnectionResetError("stale")])
     with pytest.raises(svc.ServiceUnavailable):
         pool.call("orders", "create_order", (), {}, correlation_id="r", timeout=2.0)
+
+
+def test_a_proxy_whose_connection_the_broker_closed_is_replaced_before_the_call() -> None:
+    pool = RpcPool("pyamqp://x", size=1, timeout=2.0)
+    assert call(pool) == {"ok": True}
+    STARTED[0].socket.closed_by_broker = True
+    assert call(pool) == {"ok": True}
+    assert len(STARTED) == 2 and STARTED[0].stopped and not STARTED[1].stopped
+    assert len(FakeServiceProxy.seen) == 2  # no request went out through the dead proxy
