@@ -175,11 +175,12 @@ def test_the_timers_events_carry_the_correlation_id_of_the_scheduling_call(shipp
 
 
 def test_timer_works_through_more_than_one_batch(shipping, monkeypatch):
-    for order_id in range(1, 106):
-        shipping.schedule_shipment(order_id, 7)
-    # delivery far away, so a slow machine cannot move any of them past SHIPPED
+    # delivery far away, set before the first shipment is scheduled: the timer ships the early ones
+    # while the later are still being scheduled, and a slow machine must not move any past SHIPPED
     monkeypatch.setenv("SHIPPING_DELIVER_AFTER_SECONDS", "3600")
     monkeypatch.setenv("SHIPPING_SHIP_AFTER_SECONDS", "0")
+    for order_id in range(1, 106):
+        shipping.schedule_shipment(order_id, 7)
     wait_for(lambda: shipping.get_shipment(105)["status"] == "SHIPPED",
              timeout=15, interval=0.05, what="the timer to ship order 105")
     assert {shipping.get_shipment(order_id)["status"] for order_id in range(1, 106)} == {"SHIPPED"}
