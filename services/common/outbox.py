@@ -23,7 +23,7 @@ from typing import Any
 import eventlet
 from eventlet.queue import Empty, Full, LightQueue
 from kombu import Connection, Exchange, Producer
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,11 @@ class OutboxRelay:
         self.amqp_uri = amqp_uri
         self.session_factory = session_factory
         self.outbox = outbox
+        # built once (a reused statement's cache key is memoized): one pass's read and its update
+        self._pending = (select(outbox.c.id, outbox.c.event_type, outbox.c.envelope)
+                         .where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(BATCH_SIZE))
+        self._mark_published = (update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+                                .values(published_at=bindparam("at")))
         self.exchange = event_exchange(service_name)
         self._wakeups: LightQueue = LightQueue(maxsize=1)
         self._thread: Any = None
@@ -103,12 +108,7 @@ class OutboxRelay:
     def publish_pending(self) -> bool:
         """Publish one batch; True when a full batch suggests more are waiting."""
         with self.session_factory() as session:
-            rows = session.execute(
-                select(self.outbox.c.id, self.outbox.c.event_type, self.outbox.c.envelope)
-                .where(self.outbox.c.published_at.is_(None))
-                .order_by(self.outbox.c.id)
-                .limit(BATCH_SIZE)
-            ).all()
+            rows = session.execute(self._pending).all()
         if not rows:
             return False
         producer = self._producer()
@@ -127,11 +127,7 @@ class OutboxRelay:
             self._unconfirmed.add(self._published)
         self._wait_for_confirms()
         with self.session_factory.begin() as session:
-            session.execute(
-                update(self.outbox)
-                .where(self.outbox.c.id.in_([row.id for row in rows]))
-                .values(published_at=datetime.now(UTC))
-            )
+            session.execute(self._mark_published, {"ids": [row.id for row in rows], "at": datetime.now(UTC)})
         return len(rows) == BATCH_SIZE
 
     @staticmethod

@@ -178,14 +178,10 @@ class UnitOfWork:
             correlation_id=correlation_id or self.correlation_id,
             aggregate_id=aggregate_id,
         )
-        self.session.execute(
-            insert(self._store.outbox).values(
-                event_id=envelope["event_id"],
-                event_type=event_type,
-                envelope=envelope,
-                created_at=utcnow(),
-            )
-        )
+        self.session.execute(self._store.insert_outbox, {
+            "event_id": envelope["event_id"], "event_type": event_type, "envelope": envelope,
+            "created_at": utcnow(),
+        })
         self.emitted.append(envelope)
         return envelope
 
@@ -200,11 +196,8 @@ class UnitOfWork:
         key = f"{self._store.container.service_name}.{method}"
         try:
             with self.session.begin_nested():
-                self.session.execute(
-                    insert(self._store.inbox).values(
-                        handler=key, event_id=envelope["event_id"], processed_at=utcnow()
-                    )
-                )
+                claim = {"handler": key, "event_id": envelope["event_id"], "processed_at": utcnow()}
+                self.session.execute(self._store.insert_inbox, claim)
         except IntegrityError:
             return False
         return True
@@ -243,6 +236,10 @@ class Store(Database):
         tables = declarative_base.metadata.tables
         self.outbox = tables[OUTBOX_TABLE]
         self.inbox = tables[INBOX_TABLE]
+        # built once, values passed at execution: a statement built per call has its cache key
+        # worked out anew each time (docs/performance.md), one reused has it memoized
+        self.insert_outbox = insert(self.outbox)
+        self.insert_inbox = insert(self.inbox)
 
     def setup(self) -> None:
         super().setup()

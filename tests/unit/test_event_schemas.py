@@ -221,6 +221,8 @@ def store(tmp_path: Path) -> Any:
         event_schemas={"thing_made": ThingEventSchema()},
         outbox=outbox,
         inbox=inbox,
+        insert_outbox=insert(outbox),
+        insert_inbox=insert(inbox),
         things=things,
         container=SimpleNamespace(service_name="things"),
         Session=sessionmaker(bind=engine),

@@ -4,6 +4,12 @@ Core rather than the ORM on this path: a saga step reads one row's saga columns 
 back, and the ORM's identity map, unit-of-work flush and select-in loading of lines and history
 cost more CPU than the statements themselves (the profile of the ORM version: re-reading the order
 with its relationships was a quarter of the orders process).
+
+The statements of the saga's path (placing an order, claiming a step, saving it, its history) are
+built once, here, with bind parameters: SQLAlchemy memoizes a statement object's cache key, while a
+statement built anew on every call has its key worked out again by walking its whole tree, which
+cost more than executing it (the profile: cache-key generation and lookup were a third of the
+orders process; an UPDATE of the saga columns 0.50 ms built per call, 0.06 ms prebuilt).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -77,6 +83,39 @@ FLAGS = ("stock_reserved", "payment_charged", "stock_committed", "shipment_reque
 #: the saga's bookkeeping: the same names on SagaRecord and in the orders table
 BOOKKEEPING = ("tracking_number", "attempts", "next_attempt_at", "lease_until", "lease_token",
                "stalled_reason")
+
+#: the columns a new order is inserted with (besides its flags and attempts, which start false and 0)
+NEW_ORDER_COLUMNS = ("customer_id", "request_key", "status", "reason", "currency", "total_cents",
+                     "correlation_id", "tracking_number", "saga_active", "next_attempt_at", "created_at",
+                     "updated_at", "compensating", "compensation_target", "stalled_reason")
+#: what save() writes back: the saga's state and bookkeeping
+SAVED_COLUMNS = ("status", "reason", "compensation_target", "saga_active", "updated_at", *FLAGS, *BOOKKEEPING)
+
+INSERT_ORDER = insert(orders).values(
+    {name: bindparam(name) for name in NEW_ORDER_COLUMNS}
+    | {"stock_reserved": False, "payment_charged": False, "stock_committed": False,
+       "shipment_requested": False, "attempts": 0}
+)
+INSERT_ITEMS = insert(items)
+INSERT_HISTORY = insert(history).values(order_id=bindparam("order_id"), status=bindparam("status"),
+                                        reason=bindparam("reason"), at=bindparam("at"))
+CLAIM = (
+    update(orders)
+    .where(orders.c.id == bindparam("order_id"), orders.c.saga_active.is_(True),
+           orders.c.stalled_reason.is_(None))
+    .where(or_(orders.c.lease_until.is_(None), orders.c.lease_until < bindparam("now"),
+               orders.c.lease_token == bindparam("token")))
+    .values(lease_until=bindparam("until"), lease_token=bindparam("token"))
+)
+SAGA_ROW = select(*SAGA_COLUMNS).where(orders.c.id == bindparam("order_id"))
+LOCKED_SAGA_ROW = SAGA_ROW.with_for_update()
+SAGA_ITEMS = (select(items.c.product_id, items.c.quantity)
+              .where(items.c.order_id == bindparam("order_id")).order_by(items.c.id))
+SAVE = (update(orders).where(orders.c.id == bindparam("order_id"))
+        .values({name: bindparam(name) for name in SAVED_COLUMNS}))
+VIEW_ROW = select(*VIEW_COLUMNS).where(orders.c.id == bindparam("order_id"))
+BY_REQUEST_KEY = select(orders.c.id).where(orders.c.customer_id == bindparam("customer_id"),
+                                           orders.c.request_key == bindparam("request_key"))
 
 
 def saga_record(row: Row) -> SagaRecord:
@@ -152,16 +191,7 @@ class SqlOrderRepository:
             "stalled_reason": None,
         }
         try:
-            order_id = self.session.execute(
-                insert(orders).values(
-                    **values,
-                    stock_reserved=False,
-                    payment_charged=False,
-                    stock_committed=False,
-                    shipment_requested=False,
-                    attempts=0,
-                )
-            ).inserted_primary_key[0]
+            order_id = self.session.execute(INSERT_ORDER, values).inserted_primary_key[0]
         except IntegrityError:
             raise DuplicateRequest(
                 f"customer {customer_id} already used request key {request_key!r}"
@@ -177,22 +207,19 @@ class SqlOrderRepository:
             }
             for line in priced.lines
         ]
-        self.session.execute(insert(items), [{"order_id": order_id, **line} for line in lines])
+        self.session.execute(INSERT_ITEMS, [{"order_id": order_id, **line} for line in lines])
         self.add_history(order_id, Status.PENDING, None, now)
         return _view(
             {**values, "id": order_id}, lines, [{"status": Status.PENDING.value, "reason": None, "at": now}]
         )
 
     def by_request_key(self, customer_id: int, request_key: str) -> dict[str, Any] | None:
-        order_id = self.session.scalar(
-            select(orders.c.id).where(
-                orders.c.customer_id == customer_id, orders.c.request_key == request_key
-            )
-        )
+        order_id = self.session.scalar(BY_REQUEST_KEY,
+                                       {"customer_id": customer_id, "request_key": request_key})
         return None if order_id is None else self.view(order_id)
 
     def view(self, order_id: int) -> dict[str, Any] | None:
-        row = self.session.execute(select(*VIEW_COLUMNS).where(orders.c.id == order_id)).first()
+        row = self.session.execute(VIEW_ROW, {"order_id": order_id}).first()
         if row is None:
             return None
         return self._views([row])[0]
@@ -237,52 +264,34 @@ class SqlOrderRepository:
         }
 
     def claim(self, order_id: int, token: str, now: datetime, until: datetime) -> SagaRecord | None:
-        claimed = self.session.execute(
-            update(orders)
-            .where(orders.c.id == order_id, orders.c.saga_active.is_(True), orders.c.stalled_reason.is_(None))
-            .where(
-                or_(orders.c.lease_until.is_(None), orders.c.lease_until < now, orders.c.lease_token == token)
-            )
-            .values(lease_until=until, lease_token=token)
-        )
+        claimed = self.session.execute(CLAIM,
+                                       {"order_id": order_id, "now": now, "until": until, "token": token})
         if claimed.rowcount != 1:
             return None
-        record = saga_record(self.session.execute(select(*SAGA_COLUMNS).where(orders.c.id == order_id)).one())
-        record.items = tuple(
-            self.session.execute(
-                select(items.c.product_id, items.c.quantity)
-                .where(items.c.order_id == order_id)
-                .order_by(items.c.id)
-            ).tuples()
-        )
+        record = saga_record(self.session.execute(SAGA_ROW, {"order_id": order_id}).one())
+        record.items = tuple(self.session.execute(SAGA_ITEMS, {"order_id": order_id}).tuples())
         return record
 
     def lock(self, order_id: int) -> SagaRecord | None:
-        row = self.session.execute(
-            select(*SAGA_COLUMNS).where(orders.c.id == order_id).with_for_update()
-        ).first()
+        row = self.session.execute(LOCKED_SAGA_ROW, {"order_id": order_id}).first()
         return None if row is None else saga_record(row)
 
     def save(self, record: SagaRecord, now: datetime) -> None:
         state = record.state
-        self.session.execute(
-            update(orders)
-            .where(orders.c.id == record.id)
-            .values(
-                status=state.status.value,
-                reason=state.reason,
-                compensation_target=state.compensation_target.value if state.compensation_target else None,
-                saga_active=record.active,
-                updated_at=now,
-                **{flag: getattr(state, flag) for flag in FLAGS},
-                **{name: getattr(record, name) for name in BOOKKEEPING},
-            )
-        )
+        self.session.execute(SAVE, {
+            "order_id": record.id,
+            "status": state.status.value,
+            "reason": state.reason,
+            "compensation_target": state.compensation_target.value if state.compensation_target else None,
+            "saga_active": record.active,
+            "updated_at": now,
+            **{flag: getattr(state, flag) for flag in FLAGS},
+            **{name: getattr(record, name) for name in BOOKKEEPING},
+        })
 
     def add_history(self, order_id: int, status: Status, reason: str | None, at: datetime) -> None:
-        self.session.execute(
-            insert(history).values(order_id=order_id, status=status.value, reason=reason, at=at)
-        )
+        self.session.execute(INSERT_HISTORY,
+                             {"order_id": order_id, "status": status.value, "reason": reason, "at": at})
 
     def kick_due(self, now: datetime, until: datetime, limit: int) -> list[tuple[int, str | None]]:
         due = and_(
