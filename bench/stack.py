@@ -270,11 +270,12 @@ class Api:
         self.session = requests.Session()
 
     def request(
-        self, method: str, path: str, token: str | None = None, patience: float = 180, **kwargs: Any
+        self, method: str, path: str, token: str | None = None, patience: float = 180,
+        headers: dict[str, str] | None = None, **kwargs: Any
     ) -> requests.Response:
         """One call; 429 (the test stack's rate limits) and 503 (a breaker opened by the load just
         applied) are waited out as Retry-After says, for up to ``patience`` seconds."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
         deadline = time.monotonic() + patience
         while True:
             response = self.session.request(
