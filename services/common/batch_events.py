@@ -151,6 +151,12 @@ def queue_name(source: str, event_type: str, service: str, method: str | None = 
     return f"evt-{source}-{event_type}--{service}.{method or f'on_{source}_{event_type}'}"
 
 
+def handler_name(event_type: str) -> str:
+    """``on_<event type>``: the name a service's handler of one event type had before a batch
+    handler took over its queue; the batch keeps it for that queue, the inbox claims and the logs."""
+    return f"on_{event_type}"
+
+
 #: (source service, event type), or (source service, event type, the handler method that named its queue)
 Route = tuple[str, str] | tuple[str, str, str]
 

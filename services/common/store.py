@@ -38,7 +38,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.common.envelope import make_envelope
@@ -95,8 +94,25 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
     return outbox, inbox
 
 
-def configure_engine(engine: Engine) -> None:
-    """Per-dialect settings every service needs."""
+#: SQLite's ``synchronous`` levels ``SQLITE_SYNCHRONOUS`` (config.yml) may name
+SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+#: for a configuration that does not come from config.yml (the tests' containers)
+DEFAULT_SQLITE_SYNCHRONOUS = "NORMAL"
+
+
+def configure_engine(engine: Engine, sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS) -> None:
+    """Per-dialect settings every service needs.
+
+    ``sqlite_synchronous`` is SQLite's durability level. In WAL mode NORMAL makes a commit durable
+    against the crash of any process (``kill -9`` included) without an fsync per commit; an OS
+    crash or a power loss can roll back the last commits before a checkpoint. FULL fsyncs every
+    commit: 0.74 ms of wall time on this machine's disk, during which the driver holds the eventlet
+    hub (docs/performance.md, round 4). PostgreSQL, the deployments' database, fsyncs every commit.
+    """
+    level = sqlite_synchronous.upper()
+    if level not in SQLITE_SYNCHRONOUS_LEVELS:
+        raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS_LEVELS)}, "
+                         f"not {sqlite_synchronous!r}")
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -104,6 +120,7 @@ def configure_engine(engine: Engine) -> None:
             cursor = dbapi_conn.cursor()
             # WAL lets the outbox relay read while a worker writes
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={level}")
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
@@ -194,13 +211,9 @@ class UnitOfWork:
         """
         method = handler or self._worker_ctx.entrypoint.method_name
         key = f"{self._store.container.service_name}.{method}"
-        try:
-            with self.session.begin_nested():
-                claim = {"handler": key, "event_id": envelope["event_id"], "processed_at": utcnow()}
-                self.session.execute(self._store.insert_inbox, claim)
-        except IntegrityError:
-            return False
-        return True
+        claim = {"handler": key, "event_id": envelope["event_id"], "processed_at": utcnow()}
+        # ON CONFLICT DO NOTHING: a claim that exists inserts no row, without a savepoint per claim
+        return bool(self.session.execute(self._store.claim_inbox, claim).rowcount)
 
 
 class StoreWrapper(DatabaseWrapper):
@@ -239,11 +252,12 @@ class Store(Database):
         # built once, values passed at execution: a statement built per call has its cache key
         # worked out anew each time (docs/performance.md), one reused has it memoized
         self.insert_outbox = insert(self.outbox)
-        self.insert_inbox = insert(self.inbox)
 
     def setup(self) -> None:
         super().setup()
-        configure_engine(self.engine)
+        self.claim_inbox = UPSERT_INSERTS[self.engine.dialect.name](self.inbox).on_conflict_do_nothing()
+        synchronous = self.container.config.get("SQLITE_SYNCHRONOUS", DEFAULT_SQLITE_SYNCHRONOUS)
+        configure_engine(self.engine, str(synchronous))
         self.relay = OutboxRelay(
             service_name=self.container.service_name,
             amqp_uri=self.container.config["AMQP_URI"],

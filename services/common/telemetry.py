@@ -288,7 +288,8 @@ class Telemetry(DependencyProvider):
         self.latency.labels(service, kind, method).observe(seconds)
         extra: dict[str, Any] = {"duration_ms": round(seconds * 1000, 3),
                                  **result_ids(result, self.result_id)}
-        level = logging.DEBUG if kind == "timer" else self.call_log_level
+        # a timer's tick, and a batch whose events each log their own line, say nothing a search needs
+        level = logging.DEBUG if kind in ("timer", "event_batch") else self.call_log_level
         outcome = "ok"
         if exc_info is not None:
             error = exc_info[1]

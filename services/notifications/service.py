@@ -16,7 +16,7 @@ from typing import Any
 from marshmallow import Schema
 from sqlalchemy import select
 
-from services.common.batch_events import BatchOutcome, batch_event_handler
+from services.common.batch_events import BatchOutcome, batch_event_handler, handler_name
 from services.common.errors import ValidationFailed
 from services.common.rpc import rpc
 from services.common.schemas import load
@@ -46,11 +46,6 @@ NOTIFYING: dict[str, tuple[str, Schema]] = {
                           "order_shipped", "order_delivered")},
     "payment_declined": ("payments", OrderEventPayloadSchema()),
 }
-
-
-def handler_name(event_type: str) -> str:
-    """The handler an event was claimed and logged under when each had its own (its queue's name)."""
-    return f"on_{event_type}"
 
 
 class NotificationsService:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
-from services.common.batch_events import BatchOutcome, batch_event_handler
+from services.common.batch_events import BatchOutcome, batch_event_handler, handler_name
 from services.common.config import setting
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common.items import merge_quantities
@@ -22,7 +22,7 @@ from services.common.messaging import event_handler
 from services.common.rpc import UNREACHABLE, Correlation, RemoteService, rpc
 from services.common.schemas import load, require_id
 from services.common.store import Store, utcnow
-from services.common.telemetry import Telemetry
+from services.common.telemetry import Telemetry, event_log_context
 from services.orders import use_cases
 from services.orders.adapters.price_book import PriceBook, apply_catalog_events
 from services.orders.adapters.rpc_ports import RpcParticipants
@@ -62,6 +62,14 @@ def domain_errors(method: F) -> F:
             raise Conflict(str(exc)) from None
 
     return translated  # type: ignore[return-value]
+
+
+def has_order_id(event: dict) -> bool:
+    try:
+        require_id(event["payload"].get("order_id"), "order_id")
+    except ValidationFailed:
+        return False
+    return True
 
 
 def retry_policy() -> RetryPolicy:
@@ -179,12 +187,18 @@ class OrdersService:
             use_cases.resume_stalled(self.uow, require_id(order_id, "order_id"), utcnow())
         )
 
-    @event_handler("shipping", "shipment_shipped")
-    def on_shipment_shipped(self, event: dict) -> None:
-        require_id(event["payload"].get("order_id"), "order_id")
-        use_cases.record_shipping(self.uow, event, delivered=False, now=utcnow())
-
-    @event_handler("shipping", "shipment_delivered")
-    def on_shipment_delivered(self, event: dict) -> None:
-        require_id(event["payload"].get("order_id"), "order_id")
-        use_cases.record_shipping(self.uow, event, delivered=True, now=utcnow())
+    @batch_event_handler([("shipping", event_type, handler_name(event_type))
+                          for event_type in use_cases.SHIPPING_TRANSITIONS])
+    def on_shipping_events(self, events: list[dict]) -> BatchOutcome:
+        """Shipped and delivered parcels move their orders on, a batch in one transaction."""
+        wellformed = [index for index, event in enumerate(events) if has_order_id(event)]
+        unknown = use_cases.record_shipping(self.uow, [events[index] for index in wellformed], utcnow())
+        rejected = set(range(len(events))) - set(wellformed) | {wellformed[index] for index in unknown}
+        for index, event in enumerate(events):
+            with event_log_context(event, handler_name(event["type"])):
+                if index in rejected:
+                    log.error("dead-lettering %s: no order %r", event["type"],
+                              event["payload"].get("order_id"), extra={"error": "OrderNotFound"})
+                else:
+                    log.info("order %s: %s", event["payload"]["order_id"], event["type"])
+        return BatchOutcome(reject=sorted(rejected))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -180,16 +180,31 @@ def cancel_order(
     return view
 
 
-def record_shipping(uow: UnitOfWorkFactory, envelope: dict[str, Any], delivered: bool, now: datetime) -> None:
-    """Shipping reported that the parcel left (or arrived): move the order on, once per event."""
-    payload = envelope["payload"]
+#: shipping's events and the saga transition each one makes
+SHIPPING_TRANSITIONS: dict[str, Callable[[saga.SagaState], Status | None]] = {
+    "shipment_shipped": saga.shipped,
+    "shipment_delivered": saga.delivered,
+}
+
+
+def record_shipping(uow: UnitOfWorkFactory, envelopes: Sequence[dict[str, Any]], now: datetime) -> list[int]:
+    """Shipping reported parcels leaving (or arriving): move each order on, once per event, all in
+    one unit of work. Returns the indices of the events about orders that do not exist: they can
+    never apply, and the others must not wait on them."""
+    unknown = []
     with uow() as tx:
-        if not tx.first_delivery(envelope):
-            return
-        record = _locked(tx, payload["order_id"])
-        record.tracking_number = payload.get("tracking_number") or record.tracking_number
-        _apply(tx, record, saga.delivered if delivered else saga.shipped, now=now)
-        tx.orders.save(record, now)
+        for index, envelope in enumerate(envelopes):
+            payload = envelope["payload"]
+            record = tx.orders.lock(payload["order_id"])
+            if record is None:
+                unknown.append(index)
+                continue
+            if not tx.first_delivery(envelope):
+                continue
+            record.tracking_number = payload.get("tracking_number") or record.tracking_number
+            _apply(tx, record, SHIPPING_TRANSITIONS[envelope["type"]], now=now)
+            tx.orders.save(record, now)
+    return unknown
 
 
 def kick_due(uow: UnitOfWorkFactory, now: datetime, limit: int = 100) -> list[tuple[int, str | None]]:

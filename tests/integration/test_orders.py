@@ -16,10 +16,11 @@ import eventlet
 import pytest
 
 from services.catalog.service import CatalogService
+from services.common.envelope import make_envelope
 from services.common.errors import Conflict, NotFound, OutOfStock, ServiceUnavailable, ValidationFailed
 from services.common.rpc import rpc
 from services.orders.service import OrdersService
-from tests.helpers import wait_for
+from tests.helpers import dead_lettered_ids, publish_event, wait_for
 
 CALLS: list[tuple] = []
 SCRIPT: dict[str, object] = {}
@@ -289,3 +290,25 @@ def test_orders_are_priced_from_the_local_read_model_kept_current_by_catalog_eve
     # with the catalog gone, orders are still priced: no RPC per order
     catalog_container.stop()
     assert priced(late["id"])["total_cents"] == 1500
+
+
+def test_shipping_events_move_orders_and_one_about_no_order_is_dead_lettered(platform, rabbit_config):
+    orders, product = platform
+    order = orders.create_order(customer_id=3, items=[{"product_id": product["id"], "quantity": 1}])
+    wait_status(orders, order["id"], {"CONFIRMED"})
+    stray = make_envelope("shipping", "shipment_shipped", {"order_id": 999_999, "customer_id": 3},
+                          correlation_id="stray")
+    shipped = make_envelope("shipping", "shipment_shipped",
+                            {"order_id": order["id"], "customer_id": 3, "tracking_number": "TRK-9"},
+                            correlation_id="parcel")
+    delivered = make_envelope("shipping", "shipment_delivered", {"order_id": order["id"], "customer_id": 3},
+                              correlation_id="parcel")
+    for envelope in (stray, shipped):
+        publish_event(rabbit_config["AMQP_URI"], envelope)
+    wait_status(orders, order["id"], {"SHIPPED"})
+    for envelope in (shipped, delivered):  # shipped again: a redelivery, which changes nothing
+        publish_event(rabbit_config["AMQP_URI"], envelope)
+    final = wait_status(orders, order["id"], {"DELIVERED"})
+    assert final["tracking_number"] == "TRK-9"
+    assert [h["status"] for h in final["history"]] == ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED"]
+    assert dead_lettered_ids(rabbit_config, expected=1) == {stray["event_id"]}

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from marshmallow import RAISE, Schema, fields
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, func, insert, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import sessionmaker
 
 from services.common.store import (
@@ -222,7 +223,7 @@ def store(tmp_path: Path) -> Any:
         outbox=outbox,
         inbox=inbox,
         insert_outbox=insert(outbox),
-        insert_inbox=insert(inbox),
+        claim_inbox=sqlite.insert(inbox).on_conflict_do_nothing(),
         things=things,
         container=SimpleNamespace(service_name="things"),
         Session=sessionmaker(bind=engine),

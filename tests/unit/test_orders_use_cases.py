@@ -349,15 +349,18 @@ def test_a_runner_never_takes_an_order_another_one_holds(store):
     assert participants.steps == FORWARD
 
 
+def shipping_event(event_id, order_id, event_type="shipment_shipped", **payload):
+    return {"event_id": event_id, "type": event_type, "payload": {"order_id": order_id, **payload}}
+
+
 def test_shipping_events_move_the_order_once_per_event(store):
     order = place(store)
     runner(store, ScriptedParticipants()).advance(order["id"])
-    shipped = {"event_id": "e-1", "payload": {"order_id": order["id"], "tracking_number": "TRK1"}}
-    use_cases.record_shipping(store.unit_of_work, shipped, delivered=False, now=NOW)
-    use_cases.record_shipping(store.unit_of_work, shipped, delivered=False, now=NOW)
-    use_cases.record_shipping(
-        store.unit_of_work, {"event_id": "e-2", "payload": {"order_id": order["id"]}}, delivered=True, now=NOW
-    )
+    shipped = shipping_event("e-1", order["id"], tracking_number="TRK1")
+    assert use_cases.record_shipping(store.unit_of_work, [shipped], now=NOW) == []
+    use_cases.record_shipping(store.unit_of_work, [shipped], now=NOW)
+    delivered = shipping_event("e-2", order["id"], "shipment_delivered")
+    use_cases.record_shipping(store.unit_of_work, [delivered], now=NOW)
     assert store.records[order["id"]].state.status is Status.DELIVERED
     assert store.records[order["id"]].tracking_number == "TRK1"
     assert [s for oid, s in store.history if oid == order["id"]] == [
@@ -368,15 +371,28 @@ def test_shipping_events_move_the_order_once_per_event(store):
     ]
 
 
+def test_a_batch_of_shipping_events_commits_once_and_names_the_orders_that_do_not_exist(store):
+    first, second = place(store), place(store)
+    for order in (first, second):
+        runner(store, ScriptedParticipants()).advance(order["id"])
+    commits = store.commits
+    batch = [
+        shipping_event("e-1", first["id"]),
+        shipping_event("e-2", 999),
+        shipping_event("e-3", first["id"], "shipment_delivered"),
+        shipping_event("e-4", second["id"], "shipment_delivered"),  # delivered overtook shipped
+    ]
+    assert use_cases.record_shipping(store.unit_of_work, batch, now=NOW) == [1]
+    assert store.commits == commits + 1
+    assert store.records[first["id"]].state.status is Status.DELIVERED
+    assert [s for oid, s in store.history if oid == second["id"]] == ["PENDING", "CONFIRMED", "DELIVERED"]
+    assert [t for t, _ in store.events][-3:] == ["order_shipped", "order_delivered", "order_delivered"]
+
+
 def test_cancelling_a_shipped_order_is_refused_and_others_orders_are_not_found(store):
     order = place(store)
     runner(store, ScriptedParticipants()).advance(order["id"])
-    use_cases.record_shipping(
-        store.unit_of_work,
-        {"event_id": "e-1", "payload": {"order_id": order["id"]}},
-        delivered=False,
-        now=NOW,
-    )
+    use_cases.record_shipping(store.unit_of_work, [shipping_event("e-1", order["id"])], now=NOW)
     with pytest.raises(CannotCancel):
         use_cases.cancel_order(store.unit_of_work, order["id"], 7, "late", NOW)
     with pytest.raises(OrderNotFound):

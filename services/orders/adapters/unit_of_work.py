@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from services.common.batch_events import handler_name
 from services.common.store import StoreWrapper
 from services.orders.adapters.repository import SqlOrderRepository
 
@@ -14,7 +15,11 @@ class SqlUnitOfWork:
     def __init__(self, tx: Any):
         self.orders = SqlOrderRepository(tx.session)
         self.emit = tx.emit
-        self.first_delivery = tx.first_delivery
+        self._tx = tx
+
+    def first_delivery(self, envelope: dict[str, Any]) -> bool:
+        # claimed under the handler each event type had before they were consumed in batches
+        return bool(self._tx.first_delivery(envelope, handler=handler_name(envelope["type"])))
 
 
 def unit_of_work(store: StoreWrapper) -> Any:
