@@ -47,6 +47,7 @@ STACK_SETTINGS = (
     "ANALYTICS",
     "ORDERS_DATABASE_URL",
     "CATALOG_DATABASE_URL",
+    "SQLITE_SYNCHRONOUS",
 )
 #: the products the benchmark orders (category "bench"), each given this much stock at the start of a run
 BENCH_PRODUCTS = 20
@@ -274,13 +275,19 @@ class Api:
         headers: dict[str, str] | None = None, **kwargs: Any
     ) -> requests.Response:
         """One call; 429 (the test stack's rate limits) and 503 (a breaker opened by the load just
-        applied) are waited out as Retry-After says, for up to ``patience`` seconds."""
+        applied) are waited out as Retry-After says, for up to ``patience`` seconds, and so is a GET
+        that timed out (an overloaded stack still working off a phase's backlog)."""
         headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
         deadline = time.monotonic() + patience
         while True:
-            response = self.session.request(
-                method, self.base_url + path, headers=headers, timeout=30, **kwargs
-            )
+            try:
+                response = self.session.request(
+                    method, self.base_url + path, headers=headers, timeout=30, **kwargs
+                )
+            except requests.Timeout:
+                if method != "GET" or time.monotonic() > deadline:
+                    raise
+                continue
             if response.status_code not in (429, 503) or time.monotonic() > deadline:
                 return response
             time.sleep(min(float(response.headers.get("Retry-After", "1")), 10))

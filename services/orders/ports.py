@@ -107,7 +107,7 @@ class UnitOfWork(Protocol):
         ...
 
     def first_delivery(self, envelope: dict[str, Any]) -> bool:
-        """Claim a consumed event for the running handler; False if it was processed already."""
+        """Claim a consumed event for the handler of its type; False if it was processed already."""
         ...
 
 
