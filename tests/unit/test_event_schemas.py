@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from marshmallow import RAISE, Schema, fields
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, func, insert, select
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import sessionmaker
 
 from services.common.store import (
@@ -26,6 +25,7 @@ from services.common.store import (
     StoreWrapper,
     UndeclaredEvent,
     UnitOfWork,
+    inbox_claim,
     messaging_tables,
 )
 
@@ -223,7 +223,7 @@ def store(tmp_path: Path) -> Any:
         outbox=outbox,
         inbox=inbox,
         insert_outbox=insert(outbox),
-        claim_inbox=sqlite.insert(inbox).on_conflict_do_nothing(),
+        claim_inbox=inbox_claim(inbox),
         things=things,
         container=SimpleNamespace(service_name="things"),
         Session=sessionmaker(bind=engine),
