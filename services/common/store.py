@@ -43,6 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from services.common.config import setting
 from services.common.envelope import make_envelope
 from services.common.outbox import OutboxRelay
 
@@ -111,9 +112,8 @@ def inbox_claim(inbox: Table) -> TextClause:
     ).bindparams(bindparam("processed_at", type_=inbox.c.processed_at.type))
 
 
-#: SQLite's ``synchronous`` levels ``SQLITE_SYNCHRONOUS`` (config.yml) may name
+#: SQLite's ``synchronous`` levels the ``SQLITE_SYNCHRONOUS`` environment setting may name
 SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
-#: for a configuration that does not come from config.yml (the tests' containers)
 DEFAULT_SQLITE_SYNCHRONOUS = "NORMAL"
 
 
@@ -273,8 +273,8 @@ class Store(Database):
 
     def setup(self) -> None:
         super().setup()
-        synchronous = self.container.config.get("SQLITE_SYNCHRONOUS", DEFAULT_SQLITE_SYNCHRONOUS)
-        configure_engine(self.engine, str(synchronous))
+        # the local run's setting only: the deployments run PostgreSQL
+        configure_engine(self.engine, setting("SQLITE_SYNCHRONOUS", DEFAULT_SQLITE_SYNCHRONOUS))
         self.relay = OutboxRelay(
             service_name=self.container.service_name,
             amqp_uri=self.container.config["AMQP_URI"],

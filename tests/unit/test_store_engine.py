@@ -1,5 +1,5 @@
 """The store's engine settings and its inbox claim: SQLite's durability level comes from
-SQLITE_SYNCHRONOUS (config.yml) and is checked; a claim inserts once."""
+SQLITE_SYNCHRONOUS and is checked; a claim inserts once."""
 
 from __future__ import annotations
 
