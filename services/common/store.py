@@ -117,7 +117,7 @@ SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 DEFAULT_SQLITE_SYNCHRONOUS = "NORMAL"
 
 
-def configure_engine(engine: Engine, sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS) -> None:
+def configure_engine(engine: Engine, sqlite_synchronous: str) -> None:
     """Per-dialect settings every service needs.
 
     ``sqlite_synchronous`` is SQLite's durability level. In WAL mode NORMAL makes a commit durable

@@ -193,7 +193,7 @@ class OrdersService:
         """Shipped and delivered parcels move their orders on, a batch in one transaction."""
         wellformed = [index for index, event in enumerate(events) if has_order_id(event)]
         unknown = use_cases.record_shipping(self.uow, [events[index] for index in wellformed], utcnow())
-        rejected = set(range(len(events))) - set(wellformed) | {wellformed[index] for index in unknown}
+        rejected = (set(range(len(events))) - set(wellformed)) | {wellformed[index] for index in unknown}
         for index, event in enumerate(events):
             with event_log_context(event, handler_name(event["type"])):
                 if index in rejected:

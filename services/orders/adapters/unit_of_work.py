@@ -19,7 +19,7 @@ class SqlUnitOfWork:
 
     def first_delivery(self, envelope: dict[str, Any]) -> bool:
         # claimed under the handler each event type had before they were consumed in batches
-        return bool(self._tx.first_delivery(envelope, handler=handler_name(envelope["type"])))
+        return self._tx.first_delivery(envelope, handler=handler_name(envelope["type"]))
 
 
 def unit_of_work(store: StoreWrapper) -> Any:
