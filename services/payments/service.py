@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import eventlet
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,9 +36,14 @@ from services.payments.schemas import EVENT_SCHEMAS, ChargeSchema, PaymentSchema
 payment_schema = PaymentSchema()
 
 
+#: built once, the order id bound at execution (a statement built per call has its cache key worked
+#: out anew each time)
+FIND = select(Payment).where(Payment.order_id == bindparam("order_id"))
+LOCKED_FIND = FIND.with_for_update()
+
+
 def _find(session: Session, order_id: int, *, lock: bool = False) -> Payment | None:
-    statement = select(Payment).where(Payment.order_id == order_id)
-    return session.scalars(statement.with_for_update() if lock else statement).first()
+    return session.scalars(LOCKED_FIND if lock else FIND, {"order_id": order_id}).first()
 
 
 def _event_payload(payment: dict[str, Any]) -> dict[str, Any]:
