@@ -94,3 +94,21 @@ class InternalError(ServiceError):
     """An unexpected failure. The message never carries internals."""
 
     code = "internal_error"
+
+
+#: every typed error by its code: how a batch call's per-item errors come back as their types
+ERRORS_BY_CODE: dict[str, type[ServiceError]] = {
+    cls.code: cls
+    for cls in (ValidationFailed, NotFound, Conflict, Forbidden, Unauthorized, OutOfStock, PaymentDeclined,
+                ServiceUnavailable, InternalError)
+}
+
+
+def error_entry(exc: ServiceError) -> dict[str, Any]:
+    """A typed error as one item of a batch call's answer (the call itself succeeds)."""
+    return {"code": exc.code, "message": exc.message, "details": exc.details}
+
+
+def error_from_entry(entry: dict[str, Any]) -> ServiceError:
+    """The typed error an ``error_entry`` describes; an unknown code is an InternalError."""
+    return ERRORS_BY_CODE.get(entry["code"], InternalError)(entry["message"], entry.get("details"))

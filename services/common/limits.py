@@ -6,3 +6,5 @@ MAX_ID = 2**31 - 1
 MAX_QUANTITY = 10_000
 #: the largest amount of money any record holds
 MAX_CENTS = 10**12
+#: the items one batch RPC (inventory.reserve_many, payments.charge_many) carries at most
+MAX_BATCH_ITEMS = 500
