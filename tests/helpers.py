@@ -86,6 +86,12 @@ def row_count(container: Any, table: Any) -> int:
     return service_rows(container, select(func.count()).select_from(table))[0][0]
 
 
+def emitted_correlation_ids(container: Any) -> list[tuple[str, str | None]]:
+    """``(event_type, correlation_id)`` of every event in the service's outbox, oldest first."""
+    return [(row.event_type, row.envelope.get("correlation_id"))
+            for row in service_rows(container, select(OUTBOX).order_by(OUTBOX.c.id))]
+
+
 def emitted_events(container: Any) -> list[tuple[str, dict]]:
     """``(event_type, payload)`` of every event in the service's outbox, oldest first."""
     return [(row.event_type, row.envelope["payload"])

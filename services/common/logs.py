@@ -10,7 +10,8 @@ The context lives in a ``contextvars.ContextVar``: eventlet gives every
 greenthread (so every nameko worker) its own, and so do the gateway's threads.
 Inside a nameko worker the correlation id is read from the worker context at
 the moment a record is made, because a worker may change it while it runs
-(the orders recovery timer works for several orders in turn).
+(the orders recovery timer works for several orders in turn); one bound
+explicitly wins, as a batch call's entry binds its own order's.
 
 ``config.yml``'s ``LOGGING`` wires these classes for the services; other
 processes (the gateway, CLIs) call :func:`setup_logging`. Shipping is on when
@@ -79,8 +80,8 @@ def current_context() -> dict[str, Any]:
     context = _context.get() or {}
     fields = {name: context.get(name) for name in CONTEXT_FIELDS}
     worker_ctx = context.get("worker_ctx")
-    if worker_ctx is not None and worker_ctx.data.get("correlation_id") is not None:
-        fields["correlation_id"] = worker_ctx.data["correlation_id"]
+    if fields["correlation_id"] is None and worker_ctx is not None:
+        fields["correlation_id"] = worker_ctx.data.get("correlation_id")
     if fields["service"] is None:
         fields["service"] = _process_service
     return fields

@@ -35,6 +35,11 @@ def text(max_length: int, min_length: int = 1, **kw: Any) -> fields.String:
     return fields.String(validate=validate.Length(min=min_length, max=max_length), **kw)
 
 
+def CorrelationId(**kw: Any) -> fields.String:
+    """The correlation id a batch RPC's entry carries for its order (the call's own is one order's)."""
+    return fields.String(allow_none=True, validate=validate.Length(max=128), load_default=None, **kw)
+
+
 def load(schema: Schema, data: Any, **kwargs: Any) -> Any:
     """Validate ``data`` or raise :class:`ValidationFailed` listing the fields."""
     try:

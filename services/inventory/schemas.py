@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from services.common.schemas import Id, Quantity
+from services.common.limits import MAX_BATCH_ITEMS
+from services.common.schemas import CorrelationId, Id, Quantity
 
 #: an admin can set at most this many units of one product at once
 MAX_STOCK = 1_000_000
@@ -22,6 +23,16 @@ class ReserveSchema(Schema):
     order_id = Id(required=True)
     items = fields.List(
         fields.Nested(ReservationItemSchema), required=True, validate=validate.Length(min=1, max=100)
+    )
+    correlation_id = CorrelationId()
+
+
+class ReserveManySchema(Schema):
+    """The batch as a whole; each entry is checked on its own (ReserveSchema), so that a malformed
+    order fails alone instead of failing the others with it."""
+
+    reservations = fields.List(
+        fields.Dict(), required=True, validate=validate.Length(min=1, max=MAX_BATCH_ITEMS)
     )
 
 

@@ -8,7 +8,7 @@ tests implement them with fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -121,8 +121,14 @@ class Catalog(Protocol):
         ...
 
 
+#: what a step did for one order: None when it succeeded, the refusal reason when the participant
+#: refused it for a business reason, the exception when it failed technically (retried later)
+StepOutcome = str | Exception | None
+
+
 class Participants(Protocol):
-    def run(self, step: Step, order: SagaRecord) -> str | None:
-        """Perform ``step`` (idempotent per order); the refusal reason, or None when it succeeded.
-        Raises on a technical failure: the step is then retried later."""
+    def run(self, step: Step, orders: Sequence[SagaRecord]) -> list[StepOutcome]:
+        """Perform ``step`` for each of ``orders`` (idempotent per order); the outcome of each, in
+        order. Raises on a technical failure of the whole call: the step is then retried later for
+        every one of them."""
         ...

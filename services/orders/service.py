@@ -72,6 +72,11 @@ def has_order_id(event: dict) -> bool:
     return True
 
 
+def log_rejected(event: dict) -> None:
+    log.error("dead-lettering %s: no order %r", event["type"], event["payload"].get("order_id"),
+              extra={"error": "OrderNotFound"})
+
+
 def retry_policy() -> RetryPolicy:
     return RetryPolicy(max_attempts=int(setting("ORDERS_SAGA_MAX_ATTEMPTS", str(RetryPolicy.max_attempts))))
 
@@ -142,19 +147,29 @@ class OrdersService:
             use_cases.cancel_order(self.uow, order_id, customer_id, data["reason"], utcnow())
         )
 
-    # The saga advances as soon as an order is created or a cancellation requested ...
-    @event_handler("orders", "order_created")
-    def on_order_created(self, event: dict) -> None:
-        self.runner.advance(event["payload"]["order_id"])
+    # The saga advances as soon as orders are created (a batch of them together) or a cancellation
+    # requested ...
+    @batch_event_handler([("orders", "order_created", "on_order_created")])
+    def on_order_created(self, events: list[dict]) -> BatchOutcome:
+        wellformed = [index for index, event in enumerate(events) if has_order_id(event)]
+        reached = self.runner.advance([events[index]["payload"]["order_id"] for index in wellformed])
+        for index, event in enumerate(events):
+            with event_log_context(event, "on_order_created"):
+                if index in wellformed:
+                    order_id = event["payload"]["order_id"]
+                    log.info("order %s: saga ran, %s", order_id, reached.get(order_id, "nothing due here"))
+                else:
+                    log_rejected(event)
+        return BatchOutcome(reject=sorted(set(range(len(events))) - set(wellformed)))
 
     @event_handler("orders", "order_cancellation_requested")
     def on_cancellation_requested(self, event: dict) -> None:
-        self.runner.advance(event["payload"]["order_id"])
+        self.runner.advance([event["payload"]["order_id"]])
 
     # ... and resumes here after a failure or a crash.
     @rpc
     def resume(self, order_id: int) -> None:
-        self.runner.advance(require_id(order_id, "order_id"))
+        self.runner.advance([require_id(order_id, "order_id")])
 
     @timer(interval=1)
     def resume_due_sagas(self) -> None:
@@ -197,8 +212,7 @@ class OrdersService:
         for index, event in enumerate(events):
             with event_log_context(event, handler_name(event["type"])):
                 if index in rejected:
-                    log.error("dead-lettering %s: no order %r", event["type"],
-                              event["payload"].get("order_id"), extra={"error": "OrderNotFound"})
+                    log_rejected(event)
                 else:
                     log.info("order %s: %s", event["payload"]["order_id"], event["type"])
         return BatchOutcome(reject=sorted(rejected))

@@ -3,14 +3,16 @@
 Each takes a unit-of-work factory (``ports.UnitOfWorkFactory``) and the ports it needs, so it runs
 against SQLAlchemy and RPC in the service and against fakes in the unit tests.
 
-The saga runner claims an order with a lease (so two runners, in one process or in two, never run
+The saga runner claims orders with a lease (so two runners, in one process or in two, never run
 one order at once), performs the due step through the participants port outside any transaction,
-and records the outcome in one transaction that also decides and leases the next step: one
-transaction per step. A step that fails technically is retried with backoff by the recovery timer;
-after ``RetryPolicy.max_attempts`` failures in a row the saga is parked as stalled, with the
-reason, until an operator resumes it. A crash leaves the lease to expire and the timer resumes the
-order; participants are idempotent per order, so the step that was in flight is never repeated in
-effect.
+and records the outcome in one transaction that also decides and leases the next step. Orders
+advance together: the orders created within a moment are claimed in one transaction, each forward
+step goes to its participant in one call for all of them (which answers per order), and one
+transaction records a round's outcomes. A step that fails technically is retried with backoff by
+the recovery timer; after ``RetryPolicy.max_attempts`` failures in a row the saga is parked as
+stalled, with the reason, until an operator resumes it. A crash leaves the lease to expire and the
+timer resumes the order; participants are idempotent per order, so the step that was in flight is
+never repeated in effect.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from services.orders.ports import (
     DuplicateRequest,
     Participants,
     SagaRecord,
+    StepOutcome,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -89,7 +92,9 @@ def _apply(
     record.active = saga.next_step(record.state) is not None
     if new_status is not None:
         uow.orders.add_history(record.id, new_status, record.state.reason, now)
-        uow.emit(STATUS_EVENTS[new_status], order_event(record), aggregate_id=record.id)
+        # the order's own correlation id: a batch of orders runs in one worker, which has none
+        uow.emit(STATUS_EVENTS[new_status], order_event(record), aggregate_id=record.id,
+                 correlation_id=record.correlation_id)
     return new_status
 
 
@@ -246,71 +251,109 @@ class SagaRunner:
         self.clock = clock
         self.policy = policy or RetryPolicy()
 
-    def advance(self, order_id: int) -> None:
-        """Run steps until the saga waits, ends, or a step must be retried later."""
-        token = uuid.uuid4().hex
-        with self.uow() as tx:
-            now = self.clock()
-            record = tx.orders.claim(order_id, token, now, now + LEASE)
-            if record is None:
-                return  # another runner has it, nothing is due, or it is gone
-            step = saga.next_step(record.state)
-            if step is None:
-                # a cancellation with nothing to undo ends here
-                _apply(tx, record, saga.settle, now=now)
-                record.active = False
-                _release(record)
-                tx.orders.save(record, now)
-                return
-        while step is not None:
-            try:
-                refusal = self.participants.run(step, record)
-            except Exception as exc:  # any technical failure: retry the same step later
-                self._failed(order_id, step, exc)
-                return
-            step = self._record_outcome(order_id, token, step, refusal)
+    def advance(self, order_ids: Sequence[int]) -> dict[int, Status]:
+        """Run the due steps of these orders' sagas until each waits, ends, or must be retried later;
+        the status each order this runner claimed reached.
 
-    def _record_outcome(self, order_id: int, token: str, step: Step, refusal: str | None) -> Step | None:
-        """Record what ``step`` did and lease the next step in the same transaction; the next step,
-        or None when the saga waits or is over."""
+        The orders move together: the orders due for the same step go to the participants in one
+        call, and one transaction records the outcomes of a round and leases the next steps.
+        """
+        token = uuid.uuid4().hex
+        records: dict[int, SagaRecord] = {}
+        due: dict[int, Step] = {}
+        reached: dict[int, Status] = {}
         with self.uow() as tx:
             now = self.clock()
-            # read again: a cancellation may have been requested while the step ran
-            record = _locked(tx, order_id)
-            if refusal is None:
-                _apply(tx, record, saga.complete, step, now=now)
-            else:
-                _apply(tx, record, saga.refuse, step, refusal, now=now)
-            record.attempts = 0
-            record.next_attempt_at = None
-            following = saga.next_step(record.state) if record.active else None
-            if following is None:  # waiting for shipping, or over: let go of the order
-                _release(record)
-            else:
-                record.lease_until, record.lease_token = now + LEASE, token
-            tx.orders.save(record, now)
+            for order_id in dict.fromkeys(order_ids):  # once each, though an event came twice
+                record = tx.orders.claim(order_id, token, now, now + LEASE)
+                if record is None:
+                    continue  # another runner has it, nothing is due, or it is gone
+                step = saga.next_step(record.state)
+                if step is None:
+                    # a cancellation with nothing to undo ends here
+                    _apply(tx, record, saga.settle, now=now)
+                    record.active = False
+                    _release(record)
+                    tx.orders.save(record, now)
+                else:
+                    records[order_id], due[order_id] = record, step
+                reached[order_id] = record.state.status
+        while due:
+            outcomes: dict[int, StepOutcome] = {}
+            for step in dict.fromkeys(due.values()):
+                orders = [records[order_id] for order_id, order_step in due.items() if order_step is step]
+                try:
+                    results: list[StepOutcome] = list(self.participants.run(step, orders))
+                except Exception as exc:  # any technical failure: retry the same step later
+                    results = [exc] * len(orders)
+                outcomes.update(zip([order.id for order in orders], results, strict=True))
+            due = self._record_outcomes(token, due, outcomes, records, reached)
+        return reached
+
+    def _record_outcomes(
+        self,
+        token: str,
+        due: dict[int, Step],
+        outcomes: dict[int, StepOutcome],
+        records: dict[int, SagaRecord],
+        reached: dict[int, Status],
+    ) -> dict[int, Step]:
+        """Record what a round's steps did and lease the next steps, all in one transaction; the
+        next step of each order that has one (none when its saga waits, is over, or failed)."""
+        following: dict[int, Step] = {}
+        failures = []
+        with self.uow() as tx:
+            now = self.clock()
+            for order_id, step in due.items():
+                # read again: a cancellation may have been requested while the step ran
+                record = _locked(tx, order_id)
+                record.items = records[order_id].items
+                records[order_id] = record
+                outcome = outcomes[order_id]
+                if isinstance(outcome, Exception):
+                    self._failed(record, step, outcome, now)
+                    failures.append((record, step, outcome))
+                else:
+                    if outcome is None:
+                        _apply(tx, record, saga.complete, step, now=now)
+                    else:
+                        _apply(tx, record, saga.refuse, step, outcome, now=now)
+                    record.attempts = 0
+                    record.next_attempt_at = None
+                    next_step = saga.next_step(record.state) if record.active else None
+                    if next_step is None:  # waiting for shipping, or over: let go of the order
+                        _release(record)
+                    else:
+                        record.lease_until, record.lease_token = now + LEASE, token
+                        following[order_id] = next_step
+                tx.orders.save(record, now)
+                reached[order_id] = record.state.status
+        for record, step, exc in failures:
+            self._log_failure(record, step, exc)
         return following
 
-    def _failed(self, order_id: int, step: Step, exc: Exception) -> None:
-        with self.uow() as tx:
-            now = self.clock()
-            record = _locked(tx, order_id)
-            record.attempts += 1
-            _release(record)
-            if self.policy.stalls(record.attempts):
-                record.stalled_reason = f"{step.value} failed {record.attempts} times; last: {exc}"[:500]
-                record.next_attempt_at = None
-            else:
-                record.next_attempt_at = now + self.policy.delay(record.attempts)
-            tx.orders.save(record, now)
+    def _failed(self, record: SagaRecord, step: Step, exc: Exception, now: datetime) -> None:
+        """Count a technical failure of ``step``: retried after a backoff, or parked as stalled."""
+        record.attempts += 1
+        _release(record)
+        if self.policy.stalls(record.attempts):
+            record.stalled_reason = f"{step.value} failed {record.attempts} times; last: {exc}"[:500]
+            record.next_attempt_at = None
+        else:
+            record.next_attempt_at = now + self.policy.delay(record.attempts)
+
+    def _log_failure(self, record: SagaRecord, step: Step, exc: Exception) -> None:
+        # under the order's own ids: the orders of a batch share one worker
+        ids = {"order_id": record.id, "correlation_id": record.correlation_id}
         if record.stalled_reason:
-            log.error("order %s: saga stalled: %s", order_id, record.stalled_reason)
+            log.error("order %s: saga stalled: %s", record.id, record.stalled_reason, extra=ids)
         else:
             log.warning(
                 "order %s: %s failed (%s); attempt %d, retrying in %ss",
-                order_id,
+                record.id,
                 step,
                 exc,
                 record.attempts,
                 self.policy.delay(record.attempts).total_seconds(),
+                extra=ids,
             )

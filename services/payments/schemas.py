@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
-from services.common.schemas import Cents, Currency, Id
+from services.common.limits import MAX_BATCH_ITEMS
+from services.common.schemas import Cents, CorrelationId, Currency, Id
 
 
 class ChargeSchema(Schema):
@@ -10,6 +11,14 @@ class ChargeSchema(Schema):
     customer_id = Id(required=True)
     amount_cents = Cents(required=True)
     currency = Currency(required=True)
+    correlation_id = CorrelationId()
+
+
+class ChargeManySchema(Schema):
+    """The batch as a whole; each entry is checked on its own (ChargeSchema), so that a malformed
+    charge fails alone instead of failing the others with it."""
+
+    charges = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=MAX_BATCH_ITEMS))
 
 
 class PaymentSchema(Schema):

@@ -7,7 +7,7 @@ from services.common.envelope import make_envelope
 from services.common.errors import OutOfStock, ValidationFailed
 from services.inventory.models import Reservation
 from services.inventory.service import InventoryService
-from tests.helpers import emitted_events, publish_event, row_count
+from tests.helpers import emitted_correlation_ids, emitted_events, publish_event, row_count
 
 
 @pytest.fixture
@@ -209,3 +209,140 @@ def test_a_release_that_overtakes_the_confirmation_is_not_undone_by_it(container
         publish_event(rabbit_config["AMQP_URI"], confirmed(5))
     assert inventory.get_stock(1) == {"product_id": 1, "available": 5, "reserved": 0}
     assert "stock_committed" not in [kind for kind, _ in emitted_events(container)]
+
+
+def order(order_id: int, *lines: tuple[int, int]) -> dict:
+    """A reserve_many entry: ``lines`` are (product_id, quantity)."""
+    return {"order_id": order_id, "items": [{"product_id": product, "quantity": quantity}
+                                            for product, quantity in lines]}
+
+
+def reserved(order_id: int, *lines: tuple[int, int]) -> dict:
+    """reserve_many's entry for an order it holds."""
+    return {"order_id": order_id, "reservation": {"order_id": order_id, "status": "RESERVED",
+                                                  "items": order(order_id, *lines)["items"]}}
+
+
+def test_reserve_many_holds_each_order_on_its_own(container, inventory):
+    inventory.set_stock(1, 5)
+    inventory.set_stock(2, 2)
+    batch = [order(1, (1, 2)), order(2, (1, 1), (2, 3)), order(3, (2, 2), (1, 1))]
+
+    answers = inventory.reserve_many(batch)
+
+    assert answers == [
+        reserved(1, (1, 2)),
+        {"order_id": 2, "error": {"code": "out_of_stock", "message": "insufficient stock",
+                                  "details": {"product_ids": [2]}}},
+        reserved(3, (1, 1), (2, 2)),
+    ]
+    # order 2's take of product 1 went back with its savepoint
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 2, "reserved": 3}
+    assert inventory.get_stock(2) == {"product_id": 2, "available": 0, "reserved": 2}
+    assert row_count(container, Reservation) == 3
+    assert [payload for kind, payload in emitted_events(container) if kind == "stock_reserved"] == [
+        {"order_id": 1, "items": answers[0]["reservation"]["items"]},
+        {"order_id": 3, "items": answers[2]["reservation"]["items"]},
+    ]
+    # the short order's error is the one reserve raises
+    with pytest.raises(OutOfStock) as info:
+        inventory.reserve(2, batch[1]["items"])
+    assert shortages(info.value) == [2]
+
+    # a retry returns the same holds and takes nothing more; reserve sees the same holds
+    assert inventory.reserve_many(batch) == answers
+    assert inventory.reserve(3, [{"product_id": 1, "quantity": 5}]) == answers[2]["reservation"]
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 2, "reserved": 3}
+    assert inventory.get_stock(2) == {"product_id": 2, "available": 0, "reserved": 2}
+    assert row_count(container, Reservation) == 3
+    assert [kind for kind, _ in emitted_events(container)].count("stock_reserved") == 2
+
+
+def test_each_order_of_a_batch_keeps_its_own_correlation_id(container, inventory):
+    inventory.set_stock(1, 5)
+    inventory.reserve_many([order(1, (1, 1)) | {"correlation_id": "req-1"},
+                            order(2, (1, 1)) | {"correlation_id": "req-2"}])
+    assert emitted_correlation_ids(container)[1:] == [
+        ("stock_reserved", "req-1"), ("stock_reserved", "req-2")]
+
+
+def test_reserve_many_holds_an_order_given_twice_once(container, inventory):
+    inventory.set_stock(1, 5)
+    assert inventory.reserve_many([order(4, (1, 2)), order(4, (1, 3))]) == [reserved(4, (1, 2))] * 2
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 3, "reserved": 2}
+    assert [kind for kind, _ in emitted_events(container)].count("stock_reserved") == 1
+
+
+def test_reserve_many_refuses_a_malformed_entry_alone(container, inventory):
+    inventory.set_stock(1, 5)
+    answers = inventory.reserve_many([
+        order(1, (1, 1)),
+        order(2, (1, 0)),
+        {"order_id": "3; DELETE FROM stock", "items": [{"product_id": 1, "quantity": 1}]},
+        {"items": [{"product_id": 1, "quantity": 1}]},
+        order(5, (1, 1)) | {"priority": "high"},
+        order(6, (1, 2)),
+    ])
+
+    assert [answer["order_id"] for answer in answers] == [1, 2, "3; DELETE FROM stock", None, 5, 6]
+    assert answers[0] == reserved(1, (1, 1)) and answers[5] == reserved(6, (1, 2))
+    for answer in answers[1:5]:
+        assert set(answer) == {"order_id", "error"}
+        assert answer["error"]["code"] == "validation_failed"
+        assert answer["error"]["details"]["fields"]
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 2, "reserved": 3}
+    assert row_count(container, Reservation) == 2
+
+
+BAD_BATCHES = [[], "1,1", None, {"order_id": 1}, [1], [[order(1, (1, 1))]], [order(1, (1, 1))] * 501]
+
+
+def test_a_malformed_batch_is_refused_and_writes_nothing(container, inventory):
+    inventory.set_stock(1, 5)
+    for reservations in BAD_BATCHES:
+        with pytest.raises(ValidationFailed):
+            inventory.reserve_many(reservations)
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 5, "reserved": 0}
+    assert row_count(container, Reservation) == 0
+    assert [kind for kind, _ in emitted_events(container)] == ["stock_adjusted"]
+
+
+def test_concurrent_batches_never_oversell(container, inventory, rpc_client):
+    inventory.set_stock(1, 10)
+    inventory.set_stock(2, 10)
+    # ten batches of five orders, 25 orders for each product; consecutive orders alternate products
+    # and the batches start on either, so two batches take the same rows in opposite orders
+    batches = [[order(5 * call + index + 1, ((call + index) % 2 + 1, 1)) for index in range(5)]
+               for call in range(10)]
+    calls = [lambda proxy, batch=batch: proxy.reserve_many(batch) for batch in batches]
+
+    answers = [answer for batch in run_concurrently(rpc_client, calls) for answer in batch]
+
+    held = [answer for answer in answers if "reservation" in answer]
+    refused = [answer for answer in answers if "error" in answer]
+    assert len(held) == 20 and len(refused) == 30
+    assert all(answer["error"]["code"] == "out_of_stock" for answer in refused)
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 0, "reserved": 10}
+    assert inventory.get_stock(2) == {"product_id": 2, "available": 0, "reserved": 10}
+    assert row_count(container, Reservation) == 20
+    reserved_orders = [payload["order_id"] for kind, payload in emitted_events(container)
+                       if kind == "stock_reserved"]
+    assert sorted(reserved_orders) == sorted(answer["order_id"] for answer in held)
+
+
+def test_concurrent_batches_for_the_same_orders_hold_each_once(container, inventory, rpc_client):
+    inventory.set_stock(1, 100)
+    inventory.set_stock(2, 100)
+    orders = [order(order_id, (1, 3), (2, 1)) for order_id in range(1, 6)]
+    # every batch holds the same five orders, in an order of its own
+    calls = [lambda proxy, shift=call % 5: proxy.reserve_many(orders[shift:] + orders[:shift])
+             for call in range(10)]
+
+    answers = [answer for batch in run_concurrently(rpc_client, calls) for answer in batch]
+
+    assert len(answers) == 50
+    assert all(answer == reserved(answer["order_id"], (1, 3), (2, 1)) for answer in answers)
+    assert inventory.get_stock(1) == {"product_id": 1, "available": 85, "reserved": 15}
+    assert inventory.get_stock(2) == {"product_id": 2, "available": 95, "reserved": 5}
+    assert row_count(container, Reservation) == 10
+    assert [kind for kind, _ in emitted_events(container)].count("stock_reserved") == 5

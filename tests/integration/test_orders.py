@@ -17,7 +17,14 @@ import pytest
 
 from services.catalog.service import CatalogService
 from services.common.envelope import make_envelope
-from services.common.errors import Conflict, NotFound, OutOfStock, ServiceUnavailable, ValidationFailed
+from services.common.errors import (
+    Conflict,
+    NotFound,
+    OutOfStock,
+    ServiceUnavailable,
+    ValidationFailed,
+    error_entry,
+)
 from services.common.rpc import rpc
 from services.orders.service import OrdersService
 from tests.helpers import dead_lettered_ids, publish_event, wait_for
@@ -30,13 +37,17 @@ class InventoryStandIn:
     name = "inventory"
 
     @rpc
-    def reserve(self, order_id, items):
-        CALLS.append(("reserve", order_id))
+    def reserve_many(self, reservations):
+        CALLS.extend(("reserve", entry["order_id"]) for entry in reservations)
         if SCRIPT.get("inventory_down"):
             raise ServiceUnavailable("inventory unreachable")
         if SCRIPT.get("out_of_stock"):
-            raise OutOfStock("insufficient stock", {"product_ids": [items[0]["product_id"]]})
-        return {"order_id": order_id, "status": "RESERVED", "items": items}
+            return [{"order_id": entry["order_id"], "error": error_entry(OutOfStock(
+                "insufficient stock", {"product_ids": [entry["items"][0]["product_id"]]}))}
+                for entry in reservations]
+        return [{"order_id": entry["order_id"], "reservation": {
+                    "order_id": entry["order_id"], "status": "RESERVED", "items": entry["items"]}}
+                for entry in reservations]
 
     @rpc
     def release(self, order_id):
@@ -48,12 +59,15 @@ class PaymentsStandIn:
     name = "payments"
 
     @rpc
-    def charge(self, order_id, customer_id, amount_cents, currency):
-        CALLS.append(("charge", order_id, amount_cents, currency))
+    def charge_many(self, charges):
+        CALLS.extend(("charge", entry["order_id"], entry["amount_cents"], entry["currency"])
+                     for entry in charges)
         if SCRIPT.get("payments_down"):
             raise ServiceUnavailable("payment processor unreachable")
         status = "DECLINED" if SCRIPT.get("decline") else "CAPTURED"
-        return {"order_id": order_id, "status": status, "decline_reason": "card_declined"}
+        return [{"order_id": entry["order_id"], "payment": {
+                    "order_id": entry["order_id"], "status": status, "decline_reason": "card_declined"}}
+                for entry in charges]
 
     @rpc
     def refund(self, order_id):

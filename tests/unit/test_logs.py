@@ -136,6 +136,14 @@ def test_without_a_worker_correlation_id_the_bound_one_is_kept() -> None:
         assert logs.current_context()["correlation_id"] == "from-envelope"
 
 
+def test_a_correlation_id_bound_inside_a_worker_wins_over_the_workers() -> None:
+    # a batch call's entry logs under its own order's id, not the call's
+    with logs.bound(worker_ctx=SimpleNamespace(data={"correlation_id": "the-call"})):
+        with logs.bound(correlation_id="order-7"):
+            assert logs.current_context()["correlation_id"] == "order-7"
+        assert logs.current_context()["correlation_id"] == "the-call"
+
+
 class Written(logging.Handler):
     """Records as a handler behind the queue gets them, with the thread that wrote them."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -121,17 +122,20 @@ class FakeStore:
         self.keys: dict[tuple[int, str], int] = {}
         self.history: list[tuple[int, str]] = []
         self.events: list[tuple[str, dict]] = []
+        self.correlation_ids: list[tuple[str, str | None]] = []  # (event type, its correlation id)
         self.consumed: set[str] = set()
         self.commits = 0
 
     @contextmanager
     def unit_of_work(self):
-        snapshot = copy.deepcopy((self.records, self.keys, self.history, self.events, self.consumed))
+        snapshot = copy.deepcopy(
+            (self.records, self.keys, self.history, self.events, self.correlation_ids, self.consumed))
         uow = FakeUnitOfWork(self)
         try:
             yield uow
         except BaseException:
-            self.records, self.keys, self.history, self.events, self.consumed = snapshot
+            (self.records, self.keys, self.history, self.events, self.correlation_ids,
+             self.consumed) = snapshot
             raise
         self.commits += 1
 
@@ -143,6 +147,7 @@ class FakeUnitOfWork:
 
     def emit(self, event_type, payload, aggregate_id=None, correlation_id=None):
         self.store.events.append((event_type, payload))
+        self.store.correlation_ids.append((event_type, correlation_id))
 
     def first_delivery(self, envelope):
         if envelope["event_id"] in self.store.consumed:
@@ -162,19 +167,25 @@ class FakeCatalog:
 class ScriptedParticipants:
     """Records every step; ``refuse`` maps a step to a refusal, ``fail`` to an exception."""
 
-    def __init__(self, refuse=None, fail=None, on_step=None):
+    def __init__(self, refuse=None, fail=None, on_step=None, per_order=None):
         self.steps: list[Step] = []
+        self.batches: list[tuple[Step, list[int]]] = []
+        self.per_order = per_order or {}
         self.refuse = refuse or {}
         self.fail = fail or {}
         self.on_step = on_step
 
-    def run(self, step, order):
-        self.steps.append(step)
-        if self.on_step:
-            self.on_step(step, order)
+    def run(self, step, orders):
+        """Answers per order, as the RPC ports do; ``fail`` fails the whole call, ``per_order`` maps
+        an order id to its own outcome (a refusal, or an exception: a technical failure)."""
+        self.batches.append((step, [order.id for order in orders]))
+        for order in orders:
+            self.steps.append(step)
+            if self.on_step:
+                self.on_step(step, order)
         if step in self.fail:
             raise self.fail[step]
-        return self.refuse.get(step)
+        return [self.per_order.get(order.id) or self.refuse.get(step) for order in orders]
 
 
 def product(product_id=1, price=1899, currency="USD", active=True):
@@ -193,14 +204,14 @@ def store():
     return FakeStore()
 
 
-def place(store, quantity=1, request_key=None, catalog=None):
+def place(store, quantity=1, request_key=None, catalog=None, correlation_id="c-1"):
     return use_cases.place_order(
         store.unit_of_work,
         catalog or FakeCatalog(product()),
         customer_id=7,
         quantities={1: quantity},
         request_key=request_key,
-        correlation_id="c-1",
+        correlation_id=correlation_id,
         now=NOW,
     )
 
@@ -236,7 +247,7 @@ def test_the_happy_path_runs_each_forward_step_once_in_one_transaction_per_step(
     order = place(store)
     participants = ScriptedParticipants()
     commits_before = store.commits
-    runner(store, participants).advance(order["id"])
+    runner(store, participants).advance([order["id"]])
     assert participants.steps == FORWARD
     record = store.records[order["id"]]
     assert record.state.status is Status.CONFIRMED and not record.active
@@ -245,10 +256,50 @@ def test_the_happy_path_runs_each_forward_step_once_in_one_transaction_per_step(
     assert [t for t, _ in store.events] == ["order_created", "order_confirmed"]
 
 
+def test_orders_advanced_together_share_one_call_per_step_and_one_transaction_per_round(store):
+    orders = [place(store, request_key=f"k{n}")["id"] for n in range(3)]
+    participants = ScriptedParticipants()
+    commits_before = store.commits
+    reached = runner(store, participants).advance(orders)
+    assert participants.batches == [(step, orders) for step in FORWARD]
+    assert store.commits - commits_before == 1 + len(FORWARD)
+    assert reached == dict.fromkeys(orders, Status.CONFIRMED)
+    assert [t for t, _ in store.events].count("order_confirmed") == 3
+
+
+def test_in_a_batch_each_order_gets_its_own_outcome(store):
+    refused, failing, healthy = (place(store, request_key=f"k{n}")["id"] for n in range(3))
+    participants = ScriptedParticipants(per_order={refused: "insufficient stock",
+                                                   failing: TimeoutError("inventory timed out")})
+    reached = runner(store, participants).advance([refused, failing, healthy])
+    assert reached == {refused: Status.REJECTED, failing: Status.PENDING, healthy: Status.CONFIRMED}
+    assert participants.batches == [(Step.RESERVE_STOCK, [refused, failing, healthy]),
+                                    (Step.CHARGE_PAYMENT, [healthy])]
+    retried = store.records[failing]
+    assert retried.attempts == 1 and retried.lease_token is None
+    assert retried.next_attempt_at == NOW + timedelta(seconds=1)
+    assert store.records[refused].state.reason == "insufficient stock"
+
+
+def test_an_order_named_twice_in_a_batch_runs_once(store):
+    order = place(store)["id"]
+    participants = ScriptedParticipants()
+    runner(store, participants).advance([order, order])
+    assert participants.steps == FORWARD
+
+
+def test_a_whole_call_failing_retries_every_order_of_it(store):
+    orders = [place(store, request_key=f"k{n}")["id"] for n in range(2)]
+    participants = ScriptedParticipants(fail={Step.RESERVE_STOCK: ConnectionError("inventory down")})
+    runner(store, participants).advance(orders)
+    assert all(store.records[order].attempts == 1 for order in orders)
+    assert all(store.records[order].lease_token is None for order in orders)
+
+
 def test_out_of_stock_rejects_without_charging(store):
     order = place(store)
     participants = ScriptedParticipants(refuse={Step.RESERVE_STOCK: "insufficient stock"})
-    runner(store, participants).advance(order["id"])
+    runner(store, participants).advance([order["id"]])
     assert participants.steps == [Step.RESERVE_STOCK]
     assert store.records[order["id"]].state.status is Status.REJECTED
     assert store.records[order["id"]].state.reason == "insufficient stock"
@@ -257,7 +308,7 @@ def test_out_of_stock_rejects_without_charging(store):
 def test_a_decline_releases_the_stock_and_cancels(store):
     order = place(store)
     participants = ScriptedParticipants(refuse={Step.CHARGE_PAYMENT: "payment declined: card_declined"})
-    runner(store, participants).advance(order["id"])
+    runner(store, participants).advance([order["id"]])
     assert participants.steps == [Step.RESERVE_STOCK, Step.CHARGE_PAYMENT, Step.RELEASE_STOCK]
     assert store.records[order["id"]].state.status is Status.CANCELLED
 
@@ -270,7 +321,7 @@ def test_a_cancellation_requested_while_a_step_runs_is_not_overwritten(store):
             use_cases.cancel_order(store.unit_of_work, order["id"], 7, "changed my mind", NOW)
 
     participants = ScriptedParticipants(on_step=cancel_during_charge)
-    runner(store, participants).advance(order["id"])
+    runner(store, participants).advance([order["id"]])
     assert participants.steps == [
         Step.RESERVE_STOCK,
         Step.CHARGE_PAYMENT,
@@ -284,13 +335,13 @@ def test_a_cancellation_requested_while_a_step_runs_is_not_overwritten(store):
 def test_a_technical_failure_is_retried_later_with_backoff_and_the_lease_released(store):
     order = place(store)
     participants = ScriptedParticipants(fail={Step.CHARGE_PAYMENT: ConnectionError("payments down")})
-    runner(store, participants).advance(order["id"])
+    runner(store, participants).advance([order["id"]])
     record = store.records[order["id"]]
     assert record.state.stock_reserved and not record.state.payment_charged
     assert record.attempts == 1 and record.next_attempt_at == NOW + timedelta(seconds=1)
     assert record.lease_token is None and record.stalled_reason is None
     participants.fail.clear()
-    runner(store, participants).advance(order["id"])
+    runner(store, participants).advance([order["id"]])
     assert participants.steps == [Step.RESERVE_STOCK, Step.CHARGE_PAYMENT, Step.CHARGE_PAYMENT]
     assert store.records[order["id"]].attempts == 0
 
@@ -300,13 +351,13 @@ def test_after_max_attempts_the_saga_is_stalled_with_its_reason_until_an_operato
     participants = ScriptedParticipants(fail={Step.RESERVE_STOCK: TimeoutError("inventory timed out")})
     run = runner(store, participants, policy=RetryPolicy(max_attempts=3))
     for _ in range(3):
-        run.advance(order["id"])
+        run.advance([order["id"]])
     record = store.records[order["id"]]
     assert record.stalled_reason == "RESERVE_STOCK failed 3 times; last: inventory timed out"
     assert record.next_attempt_at is None and record.state.status is Status.PENDING
     # stalled: neither the recovery timer nor another event runs it
     assert use_cases.kick_due(store.unit_of_work, NOW + timedelta(hours=1)) == []
-    run.advance(order["id"])
+    run.advance([order["id"]])
     assert participants.steps.count(Step.RESERVE_STOCK) == 3
     assert [o["id"] for o in use_cases.stalled_orders(store.unit_of_work)] == [order["id"]]
 
@@ -314,7 +365,7 @@ def test_after_max_attempts_the_saga_is_stalled_with_its_reason_until_an_operato
     resumed = use_cases.resume_stalled(store.unit_of_work, order["id"], NOW)
     assert resumed["stalled_reason"] is None
     assert use_cases.kick_due(store.unit_of_work, NOW) == [(order["id"], "c-1")]
-    run.advance(order["id"])
+    run.advance([order["id"]])
     assert store.records[order["id"]].state.status is Status.CONFIRMED
     assert use_cases.stalled_orders(store.unit_of_work) == []
 
@@ -329,10 +380,10 @@ def test_a_cancellation_gets_a_stalled_saga_compensating(store):
     order = place(store)
     participants = ScriptedParticipants(fail={Step.CHARGE_PAYMENT: TimeoutError("payments timed out")})
     run = runner(store, participants, policy=RetryPolicy(max_attempts=1))
-    run.advance(order["id"])
+    run.advance([order["id"]])
     assert store.records[order["id"]].stalled_reason is not None
     use_cases.cancel_order(store.unit_of_work, order["id"], 7, "too slow", NOW)
-    run.advance(order["id"])
+    run.advance([order["id"]])
     assert participants.steps[-1] is Step.RELEASE_STOCK
     assert store.records[order["id"]].state.status is Status.CANCELLED
 
@@ -342,10 +393,10 @@ def test_a_runner_never_takes_an_order_another_one_holds(store):
     held = FakeRepository(store).claim(order["id"], "other-runner", NOW, NOW + timedelta(seconds=30))
     assert held is not None
     participants = ScriptedParticipants()
-    runner(store, participants).advance(order["id"])
+    runner(store, participants).advance([order["id"]])
     assert participants.steps == []
     # once the lease expired (the holder crashed) the order is taken over
-    runner(store, participants, clock=lambda: NOW + timedelta(seconds=31)).advance(order["id"])
+    runner(store, participants, clock=lambda: NOW + timedelta(seconds=31)).advance([order["id"]])
     assert participants.steps == FORWARD
 
 
@@ -355,7 +406,7 @@ def shipping_event(event_id, order_id, event_type="shipment_shipped", **payload)
 
 def test_shipping_events_move_the_order_once_per_event(store):
     order = place(store)
-    runner(store, ScriptedParticipants()).advance(order["id"])
+    runner(store, ScriptedParticipants()).advance([order["id"]])
     shipped = shipping_event("e-1", order["id"], tracking_number="TRK1")
     assert use_cases.record_shipping(store.unit_of_work, [shipped], now=NOW) == []
     use_cases.record_shipping(store.unit_of_work, [shipped], now=NOW)
@@ -374,7 +425,7 @@ def test_shipping_events_move_the_order_once_per_event(store):
 def test_a_batch_of_shipping_events_commits_once_and_names_the_orders_that_do_not_exist(store):
     first, second = place(store), place(store)
     for order in (first, second):
-        runner(store, ScriptedParticipants()).advance(order["id"])
+        runner(store, ScriptedParticipants()).advance([order["id"]])
     commits = store.commits
     batch = [
         shipping_event("e-1", first["id"]),
@@ -391,7 +442,7 @@ def test_a_batch_of_shipping_events_commits_once_and_names_the_orders_that_do_no
 
 def test_cancelling_a_shipped_order_is_refused_and_others_orders_are_not_found(store):
     order = place(store)
-    runner(store, ScriptedParticipants()).advance(order["id"])
+    runner(store, ScriptedParticipants()).advance([order["id"]])
     use_cases.record_shipping(store.unit_of_work, [shipping_event("e-1", order["id"])], now=NOW)
     with pytest.raises(CannotCancel):
         use_cases.cancel_order(store.unit_of_work, order["id"], 7, "late", NOW)
@@ -421,3 +472,14 @@ def test_use_cases_and_domain_import_no_framework():
                 assert name.split(".")[0] not in forbidden, f"{module.name} imports {name}"
                 if name.startswith("services.common"):
                     assert name == "services.common.limits", f"{module.name} imports {name}"
+
+
+def test_each_order_of_a_batch_emits_and_logs_under_its_own_correlation_id(store, caplog):
+    first = place(store, request_key="k1", correlation_id="req-1")["id"]
+    second = place(store, request_key="k2", correlation_id="req-2")["id"]
+    participants = ScriptedParticipants(per_order={second: TimeoutError("no answer")})
+    with caplog.at_level(logging.WARNING, logger=use_cases.__name__):
+        runner(store, participants).advance([first, second])
+    assert store.correlation_ids[2:] == [("order_confirmed", "req-1")]
+    [failure] = caplog.records
+    assert (failure.order_id, failure.correlation_id) == (second, "req-2")
