@@ -105,11 +105,12 @@ class NotificationsService:
                         aggregate_id=payload["customer_id"],
                         correlation_id=event.get("correlation_id"),
                     )
+        # one line per event, however many channels it went out on
         for event, payload, messages in sent:
-            with event_log_context(event, handler_name(event["type"])):
-                for message in messages:
-                    log.info("notification sent customer_id=%s channel=%s subject=%r",
-                             payload["customer_id"], message.channel, message.subject)
+            if messages:
+                with event_log_context(event, handler_name(event["type"])):
+                    log.info("notified customer_id=%s by %s: %r", payload["customer_id"],
+                             ", ".join(message.channel for message in messages), messages[0].subject)
         return BatchOutcome(reject=rejected)
 
     @rpc
