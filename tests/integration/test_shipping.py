@@ -2,6 +2,7 @@ import re
 import time
 
 import pytest
+from kombu import Connection, Producer
 from nameko.events import event_handler
 from nameko.exceptions import IncorrectSignature
 from nameko.standalone.rpc import ServiceRpcProxy
@@ -9,6 +10,7 @@ from nameko.testing.services import entrypoint_waiter
 
 from services.common.envelope import make_envelope
 from services.common.errors import Conflict, NotFound, ValidationFailed
+from services.common.outbox import event_exchange
 from services.shipping.service import ShippingService
 from tests.helpers import publish_event, wait_for
 
@@ -186,6 +188,31 @@ def test_timer_works_through_more_than_one_batch(shipping, monkeypatch):
     assert {shipping.get_shipment(order_id)["status"] for order_id in range(1, 106)} == {"SHIPPED"}
 
 
+def test_one_tick_moves_several_shipments_and_announces_each_in_id_order(shipping, events, rabbit_config,
+                                                                         monkeypatch):
+    monkeypatch.setenv("SHIPPING_SHIP_AFTER_SECONDS", "3600")
+    monkeypatch.setenv("SHIPPING_DELIVER_AFTER_SECONDS", "3600")
+    scheduled = {}
+    for order_id in (31, 30, 32):  # shipment ids follow the scheduling, not the order ids
+        context_data = {"correlation_id": f"journey-{order_id}"}
+        with ServiceRpcProxy("shipping", rabbit_config, context_data=context_data, timeout=10) as proxy:
+            scheduled[order_id] = proxy.schedule_shipment(order_id, 7)
+    monkeypatch.setenv("SHIPPING_SHIP_AFTER_SECONDS", "0")
+
+    wait_for(lambda: {shipping.get_shipment(order_id)["status"] for order_id in scheduled} == {"SHIPPED"},
+             timeout=10, interval=0.05, what="the timer to ship orders 30 to 32")
+    # one tick moved them all: it stamps its every move with the same moment
+    assert len({shipping.get_shipment(order_id)["shipped_at"] for order_id in scheduled}) == 1
+    wait_for(lambda: len([e for e in events if e["type"] == "shipment_shipped"]) == 3,
+             timeout=10, interval=0.05, what="three shipment_shipped events")
+    time.sleep(0.3)  # a duplicate would have arrived by now
+    shipped = sorted((e for e in events if e["type"] == "shipment_shipped"), key=lambda e: e["occurred_at"])
+    assert [(e["payload"], e["correlation_id"]) for e in shipped] == [
+        ({"order_id": order_id, "customer_id": 7, "shipment_id": shipment["shipment_id"],
+          "tracking_number": shipment["tracking_number"]}, f"journey-{order_id}")
+        for order_id, shipment in sorted(scheduled.items(), key=lambda item: item[1]["shipment_id"])]
+
+
 def test_schedule_rejects_bad_input_and_writes_nothing(shipping):
     bad_calls = [
         ("1", 7), (10, "7"), (-1, 7), (10, 0), (10, True), (1.5, 7), (None, 7),
@@ -251,3 +278,35 @@ def test_a_cancellation_that_overtakes_the_confirmation_leaves_nothing_to_ship(s
     assert shipping.get_shipment(22)["status"] == "CANCELLED"
     time.sleep(0.5)  # a shipment_scheduled would have arrived by now
     assert events_for(22) == []
+
+
+def publish_together(amqp_uri: str, envelopes: list[dict]) -> None:
+    """Publish like ``publish_event``, over one connection, so they arrive within one batch's wait."""
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        producer = Producer(connection.channel())
+        for envelope in envelopes:
+            exchange = event_exchange(envelope["source"])
+            producer.publish(envelope, exchange=exchange, routing_key=envelope["type"], serializer="json",
+                             delivery_mode=2, declare=[exchange], retry=True)
+
+
+def test_confirmations_arriving_together_schedule_one_shipment_per_order(shipping, events, rabbit_config):
+    assert shipping.cancel_shipment(43, 7) == {"order_id": 43, "cancelled": False}
+    existing = shipping.schedule_shipment(44, 7)
+    # 41 twice, under two event ids: its first confirmation schedules, the second finds that shipment
+    publish_together(rabbit_config["AMQP_URI"],
+                     [confirmed(41), confirmed(42, 8), confirmed(41), confirmed(43), confirmed(44)])
+
+    wait_for(lambda: events_for(41) and events_for(42), timeout=10, interval=0.05,
+             what="the shipment_scheduled events of orders 41 and 42")
+    time.sleep(0.5)  # a duplicate, or an event of order 43 or a second of 44, would have arrived by now
+    for order_id, customer_id in ((41, 7), (42, 8)):
+        shipment = shipping.get_shipment(order_id, customer_id)
+        assert shipment["status"] == "SCHEDULED"
+        assert events_for(order_id) == [("shipment_scheduled", {
+            "order_id": order_id, "customer_id": customer_id, "shipment_id": shipment["shipment_id"],
+            "tracking_number": shipment["tracking_number"]})]
+        [scheduled] = [e for e in events if e["payload"]["order_id"] == order_id]
+        assert scheduled["correlation_id"] == f"confirm-{order_id}"
+    assert shipping.get_shipment(43)["status"] == "CANCELLED" and events_for(43) == []
+    assert shipping.get_shipment(44) == existing and len(events_for(44)) == 1
