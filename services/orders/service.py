@@ -151,8 +151,9 @@ class OrdersService:
     # requested ...
     @batch_event_handler([("orders", "order_created", "on_order_created")])
     def on_order_created(self, events: list[dict]) -> BatchOutcome:
-        wellformed = [index for index, event in enumerate(events) if has_order_id(event)]
-        reached = self.runner.advance([events[index]["payload"]["order_id"] for index in wellformed])
+        wellformed = {index for index, event in enumerate(events) if has_order_id(event)}
+        reached = self.runner.advance([event["payload"]["order_id"] for index, event in enumerate(events)
+                                       if index in wellformed])
         for index, event in enumerate(events):
             with event_log_context(event, "on_order_created"):
                 if index in wellformed:
@@ -160,7 +161,7 @@ class OrdersService:
                     log.info("order %s: saga ran, %s", order_id, reached.get(order_id, "nothing due here"))
                 else:
                     log_rejected(event)
-        return BatchOutcome(reject=sorted(set(range(len(events))) - set(wellformed)))
+        return BatchOutcome(reject=sorted(set(range(len(events))) - wellformed))
 
     @event_handler("orders", "order_cancellation_requested")
     def on_cancellation_requested(self, event: dict) -> None:
