@@ -23,7 +23,7 @@ from typing import Any
 import eventlet
 from eventlet.queue import Empty, Full, LightQueue
 from kombu import Connection, Exchange, Producer
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, Text, bindparam, cast, delete, select, update
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,12 @@ class OutboxRelay:
         self.amqp_uri = amqp_uri
         self.session_factory = session_factory
         self.outbox = outbox
-        # built once (a reused statement's cache key is memoized): one pass's read and its update
-        self._pending = (select(outbox.c.id, outbox.c.event_type, outbox.c.envelope)
+        # built once (a reused statement's cache key is memoized): one pass's read and its update.
+        # The envelope is read as the JSON text it was stored as and published as it is: decoding it
+        # here only to encode it again was a tenth of a relay's pass.
+        self._pending = (select(outbox.c.id, outbox.c.event_type,
+                                cast(outbox.c.envelope, Text).label("body"),
+                                outbox.c.envelope["correlation_id"].as_string().label("correlation_id"))
                          .where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(BATCH_SIZE))
         self._mark_published = (update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
                                 .values(published_at=bindparam("at")))
@@ -113,14 +117,15 @@ class OutboxRelay:
             return False
         producer = self._producer()
         for row in rows:
-            envelope = row.envelope
             producer.publish(
-                envelope,
+                row.body,
                 exchange=self.exchange,
                 routing_key=row.event_type,
-                serializer="json",
+                content_type="application/json",
+                content_encoding="utf-8",
                 delivery_mode=2,
-                headers=self._headers(envelope),
+                # nameko reads context data (the correlation id) from these headers
+                headers={"nameko.correlation_id": row.correlation_id} if row.correlation_id else {},
                 retry=False,
             )
             self._published += 1
@@ -129,12 +134,6 @@ class OutboxRelay:
         with self.session_factory.begin() as session:
             session.execute(self._mark_published, {"ids": [row.id for row in rows], "at": datetime.now(UTC)})
         return len(rows) == BATCH_SIZE
-
-    @staticmethod
-    def _headers(envelope: dict[str, Any]) -> dict[str, str]:
-        """nameko reads context data (the correlation id) from these headers."""
-        correlation_id = envelope.get("correlation_id")
-        return {"nameko.correlation_id": correlation_id} if correlation_id else {}
 
     def _producer(self) -> Producer:
         if self._connection is None:

@@ -41,9 +41,13 @@ class NotificationQuerySchema(PageSchema):
 
 
 class NotificationSentEventSchema(Schema):
-    notification_id = Id(required=True)
+    """One per event that notified someone, however many channels it went out on."""
+
+    #: the stored messages, one per channel, in the order of ``channels``
+    notification_ids = fields.List(Id(), required=True, validate=validate.Length(min=1))
     customer_id = Id(required=True)
-    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), required=True,
+                           validate=validate.Length(min=1))
     #: the event the notification tells about
     event_type = fields.String(required=True)
     #: only when that event concerns an order

@@ -170,8 +170,9 @@ ITEMS = [{"product_id": 1, "sku": "SKU-1", "quantity": 2, "unit_price_cents": 10
     }),
     ("payments", "payment_captured", {"order_id": 7, "customer_id": 3, "payment_id": 1, "amount_cents": 2000,
                                       "currency": "EUR", "reason": None}),
-    ("notifications", "notification_sent", {"notification_id": 1, "customer_id": 3, "channel": "email",
-                                            "event_type": "customer_registered"}),
+    ("notifications", "notification_sent", {"notification_ids": [1, 2], "customer_id": 3,
+                                            "channels": ["email", "sms"], "event_type": "order_shipped",
+                                            "order_id": 7}),
 ])
 def test_payloads_the_code_sends_are_valid(service, event_type, payload):
     assert event_schemas(service)[event_type].validate(payload) == {}

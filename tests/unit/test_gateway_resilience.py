@@ -184,6 +184,40 @@ def test_api_limit_is_per_user_with_headers_and_recovers() -> None:
     assert client.get("/api/products/1", headers=alice).status_code == 200
 
 
+def test_api_limit_in_redis_is_shared_by_replicas_and_counts_in_one_round_trip() -> None:
+    redis = _redis()
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+    settings = settings_for_tests(rate_limit_api="3 per 5 seconds", redis_url=url, redis_namespace=namespace)
+    transport = FakeTransport().on("catalog", "get_product", PRODUCT)
+    first, second = create_app(settings, transport=transport), create_app(settings, transport=transport)
+    connection = first.extensions["gateway.limiter"].storage.get_connection()
+    commands: list[str] = []
+    counted = connection.execute_command
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        commands.append(str(args[0]))
+        return counted(*args, **kwargs)
+
+    connection.execute_command = counting
+    alice = bearer(token_for(first, 1))
+    try:
+        answers = [first.test_client().get("/api/products/1", headers=alice),
+                   second.test_client().get("/api/products/1", headers=alice)]
+        assert commands == ["EVALSHA"]  # the first app's request: counted, headers and all, in one trip
+        answers.append(first.test_client().get("/api/products/1", headers=alice))
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["2", "1", "0"]
+        # the window's end, a whole second later than it is (flask-limiter's reset_at adds one)
+        assert 0 < float(answers[-1].headers["X-RateLimit-Reset"]) - time.time() <= 5 + 1
+        limited = second.test_client().get("/api/products/1", headers=alice)
+        assert limited.status_code == 429
+        assert 1 <= int(limited.headers["Retry-After"]) <= 5 + 1
+    finally:
+        for key in redis.scan_iter(f"{namespace}:*"):
+            redis.delete(key)
+
+
 def test_auth_limit_is_per_ip() -> None:
     transport = FakeTransport().on("customers", "authenticate", svc.Unauthorized("invalid email or password"))
     app = create_app(settings_for_tests(rate_limit_auth="2 per 5 seconds"), transport=transport)
