@@ -49,17 +49,21 @@ class WindowRedisStorage(RedisStorage):
     """
 
     STORAGE_SCHEME = [f"{SCHEME_PREFIX}redis", f"{SCHEME_PREFIX}rediss"]
+    #: per thread (a request's): key -> (its count, when its window ends)
+    _counted = threading.local()
 
     def __init__(self, uri: str, **options: Any):
         super().__init__(uri.removeprefix(SCHEME_PREFIX), **options)
-        self._counted = threading.local()
 
     def initialize_storage(self, uri: str) -> None:
         super().initialize_storage(uri)
         self.lua_incr_expire_ttl = self.get_connection().register_script(INCR_EXPIRE_TTL)
 
-    def forget(self) -> None:
-        self._counted.windows = {}
+    @classmethod
+    def forget(cls) -> None:
+        """A new request: what earlier ones counted is not its answer (flask-limiter creates its
+        storage at the first limited request, so this reaches every instance through the class)."""
+        cls._counted.windows = {}
 
     def _windows(self) -> dict[str, tuple[int, float]]:
         windows = getattr(self._counted, "windows", None)
@@ -85,14 +89,9 @@ def init_limiter(app: Flask, settings: Settings, api: Iterable[Blueprint],
                  auth: Iterable[Blueprint]) -> Limiter:
     # registered before the limiter's own hook, so it runs after it (Flask runs them in reverse)
     app.after_request(_whole_retry_after)
-    limiter: Limiter | None = None
-
-    def forget_counted() -> None:
-        if limiter is not None and isinstance(limiter.storage, WindowRedisStorage):
-            limiter.storage.forget()
-
-    # registered before the limiter's own check, so it runs before it (before_request hooks run in order)
-    app.before_request(forget_counted)
+    if settings.redis_url:
+        # registered before the limiter's own check, so it runs first (before_request hooks run in order)
+        app.before_request(WindowRedisStorage.forget)
     limiter = Limiter(
         key_func=rate_limit_key,
         app=app,

@@ -191,6 +191,9 @@ def test_api_limit_in_redis_is_shared_by_replicas_and_counts_in_one_round_trip()
     settings = settings_for_tests(rate_limit_api="3 per 5 seconds", redis_url=url, redis_namespace=namespace)
     transport = FakeTransport().on("catalog", "get_product", PRODUCT)
     first, second = create_app(settings, transport=transport), create_app(settings, transport=transport)
+    # an unlimited request before the first limited one (the limiter creates its storage at that one)
+    assert first.test_client().get("/health").status_code == 200
+    assert first.test_client().get("/api/products/1", headers=bearer(token_for(first, 99))).status_code == 200
     connection = first.extensions["gateway.limiter"].storage.get_connection()
     commands: list[str] = []
     counted = connection.execute_command
