@@ -63,6 +63,8 @@ class OrderItem(Base):
 
 class StatusChange(Base):
     __tablename__ = "order_status_history"
+    # the metrics count orders per status they reached at every scrape (services/orders/metrics.py)
+    __table_args__ = (Index("ix_order_status_history_status_order_id", "status", "order_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), nullable=False, index=True)

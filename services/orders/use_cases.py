@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.orders.domain import saga
-from services.orders.domain.errors import NotStalled, OrderNotFound
+from services.orders.domain.errors import InvalidOrder, NotStalled, OrderNotFound
 from services.orders.domain.pricing import PricedOrder, price_order
 from services.orders.domain.saga import STATUS_EVENTS, RetryPolicy, Status, Step
 from services.orders.ports import (
@@ -114,22 +114,20 @@ def place_order(
     """Accept an order as PENDING (the saga takes it from there).
 
     ``request_key`` makes a retry safe: a caller that timed out and calls again with the same key
-    gets the order the first call made instead of a second one.
+    gets the order the first call made instead of a second one. A retry is rare, so the key is not
+    looked up first (that was a transaction per order): the unique key refuses the second insert,
+    and only then is the first order read.
     """
-    if request_key is not None:
-        existing = _by_request_key(uow, customer_id, request_key)
-        if existing is not None:
-            return existing
-    priced = price_order(quantities, catalog.products(list(quantities)))
     try:
+        priced = price_order(quantities, catalog.products(list(quantities)))
         with uow() as tx:
             view = tx.orders.add(customer_id, request_key, priced, correlation_id, now, now + FIRST_CHECK)
             tx.emit("order_created", _created_event(view["id"], customer_id, priced), aggregate_id=view["id"])
             return view
-    except DuplicateRequest:
-        # a concurrent call with the same key committed first: its order is the answer
-        assert request_key is not None
-        existing = _by_request_key(uow, customer_id, request_key)
+    except (DuplicateRequest, InvalidOrder):
+        # a retry whose first call made the order gets that order, even when its lines would be
+        # refused now (a product withdrawn since)
+        existing = None if request_key is None else _by_request_key(uow, customer_id, request_key)
         if existing is None:
             raise
         return existing

@@ -240,6 +240,14 @@ def test_a_refused_price_writes_nothing(store):
 def test_a_request_key_makes_a_retry_return_the_first_order(store):
     first = place(store, request_key="k")
     assert place(store, request_key="k")["id"] == first["id"]
+    assert len(store.records) == 1 and len(store.events) == 1
+
+
+def test_a_retry_gets_the_first_order_though_its_product_was_withdrawn_since(store):
+    first = place(store, request_key="k")
+    assert place(store, request_key="k", catalog=FakeCatalog(product(active=False)))["id"] == first["id"]
+    with pytest.raises(InvalidOrder):  # without the key it is a new order, and refused
+        place(store, request_key="other", catalog=FakeCatalog(product(active=False)))
     assert len(store.records) == 1
 
 
