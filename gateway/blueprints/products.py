@@ -16,7 +16,6 @@ from flask.typing import ResponseReturnValue
 
 from gateway import rpc
 from gateway.auth import admin_required, optional_user
-from gateway.cache import TtlCache
 from gateway.errors import ApiError
 from gateway.openapi import operation
 from gateway.schemas import (
@@ -27,6 +26,7 @@ from gateway.schemas import (
     ProductUpdateRequest,
 )
 from gateway.validation import json_body, query_args
+from services.common.cache import TtlCache
 
 bp = Blueprint("products", __name__, url_prefix="/api/products")
 

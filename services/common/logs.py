@@ -18,10 +18,13 @@ processes (the gateway, CLIs) call :func:`setup_logging`. Shipping is on when
 ``LOGSTASH_HOST`` is set: locally it points at the rsyslog shipper that
 scripts/observability.sh runs, in compose at Logstash; nothing else changes.
 
-A threaded server (the gateway) asks for ``background=True``: its request
-threads then only stamp the context on a record and queue it, and one thread
-formats and writes every record, so requests do not queue on the handlers'
-locks while a line is written to the console pipe or the shipper's socket.
+Every long-running process writes in the background (:func:`background_handler`): the thread
+or greenthread that logs only stamps the context on a record and queues it, and one writer
+formats the records and writes those that queued up together in one system call per output
+(one pipe write to the console, one send to the shipper). Under load a line written on its own
+cost more in those two system calls, and in waking supervisord and the shipper for it, than in
+everything else (docs/performance.md, round 7). A process killed outright loses the lines of its
+last ``LINGER`` seconds.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ import logging.config
 import logging.handlers
 import os
 import queue
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -160,6 +164,41 @@ class LogstashHandler(TCPLogstashHandler):
         super().__init__(host, port, version=1)
         self.formatter = JsonFormatter()
 
+    def emit_batch(self, records: Sequence[logging.LogRecord]) -> None:
+        """Send the records' documents in one write."""
+        try:
+            data = b"".join(self.makePickle(record) for record in records)
+        except Exception:  # one record that cannot be formatted: the others still go, one by one
+            for record in records:
+                self.emit(record)
+            return
+        try:
+            self.send(data)
+        except Exception:
+            self.handleError(records[-1])
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """The readable console line (:class:`ConsoleFormatter`) on stderr."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(ConsoleFormatter())
+
+    def emit_batch(self, records: Sequence[logging.LogRecord]) -> None:
+        """Write the records' lines in one write."""
+        try:
+            text = "".join(self.format(record) + self.terminator for record in records)
+        except Exception:
+            for record in records:
+                self.emit(record)
+            return
+        try:
+            self.stream.write(text)
+            self.flush()
+        except Exception:
+            self.handleError(records[-1])
+
 
 def logstash_handler(host: str | None = None, port: int | str | None = None) -> logging.Handler:
     """The shipping handler when a host is configured, else one that drops records."""
@@ -168,38 +207,60 @@ def logstash_handler(host: str | None = None, port: int | str | None = None) -> 
     return LogstashHandler(str(host), int(port or 5000))
 
 
+def background_handler(logstash_host: str | None = None,
+                       logstash_port: int | str | None = 5000) -> logging.Handler:
+    """The handler every long-running process logs through: the console and the shipper (when
+    ``logstash_host`` is set), written in the background (:func:`write_in_background`). The
+    writer stops, writing what is still queued, at exit."""
+    handler, listener = _queued([ConsoleHandler(), logstash_handler(logstash_host, logstash_port)])
+    atexit.register(listener.stop)
+    return handler
+
+
 def logging_config(level: str = "INFO", logstash_host: str | None = None,
-                   logstash_port: int | str | None = 5000) -> dict[str, Any]:
-    """The dictConfig every process uses; config.yml's LOGGING is the same, in YAML."""
+                   logstash_port: int | str | None = 5000, background: bool = True) -> dict[str, Any]:
+    """The dictConfig every process uses; config.yml's LOGGING is the same, in YAML.
+    ``background=False`` (a short command) writes each record as it is made."""
+    if background:
+        handlers = {"background": {"()": f"{__name__}.background_handler", "logstash_host": logstash_host,
+                                   "logstash_port": logstash_port}}
+    else:
+        handlers = {
+            "console": {"()": f"{__name__}.ConsoleHandler", "filters": ["context"]},
+            "logstash": {"()": f"{__name__}.logstash_handler", "host": logstash_host,
+                         "port": logstash_port, "filters": ["context"]},
+        }
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": f"{__name__}.ContextFilter"}},
-        "formatters": {"console": {"()": f"{__name__}.ConsoleFormatter"}},
-        "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": "console", "filters": ["context"]},
-            "logstash": {"()": f"{__name__}.logstash_handler", "host": logstash_host,
-                         "port": logstash_port, "filters": ["context"]},
+        # the background writer stamps the context itself, as it queues a record
+        "filters": {} if background else {"context": {"()": f"{__name__}.ContextFilter"}},
+        "handlers": handlers,
+        "loggers": {
+            # kafka-python logs every failed reconnection at ERROR (hundreds during a 30 s outage)
+            # and every metadata refresh at INFO; the sink and the KPI reader log their own warning
+            "kafka": {"level": "CRITICAL"},
         },
-        "root": {"level": level, "handlers": ["console", "logstash"]},
+        "root": {"level": level, "handlers": list(handlers)},
     }
 
 
 def setup_logging(service: str, background: bool = False) -> None:
     """Configure logging for a process that is not started by ``nameko run`` (the gateway, CLIs);
-    ``background`` writes records from a thread of their own (:func:`write_in_background`)."""
+    ``background`` writes records from a writer of their own (:func:`background_handler`)."""
     set_process_service(service)
     logging.config.dictConfig(logging_config(
         os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOGSTASH_HOST"),
-        os.environ.get("LOGSTASH_PORT", "5000"),
+        os.environ.get("LOGSTASH_PORT", "5000"), background,
     ))
-    if background:
-        listener = write_in_background(logging.getLogger())
-        atexit.register(listener.stop)  # writes what is still queued
 
 
 #: records queued at most; a thread logging while the writer is this far behind waits for it
 BACKLOG = 10_000
+#: seconds the writer waits after a record for more to write with it
+LINGER = 0.02
+#: records written together at most
+MAX_BATCH = 500
 
 
 class _Enqueue(logging.handlers.QueueHandler):
@@ -216,17 +277,67 @@ class _Enqueue(logging.handlers.QueueHandler):
         self.queue.put(record)  # blocks only while the writer is BACKLOG records behind: nothing is lost
 
 
-def write_in_background(logger: logging.Logger, backlog: int = BACKLOG) -> logging.handlers.QueueListener:
+class BatchListener(logging.handlers.QueueListener):
+    """A QueueListener that hands each handler the records that queued up together: a handler
+    with ``emit_batch`` writes them in one system call."""
+
+    def _monitor(self) -> None:
+        while True:
+            first = self.dequeue(True)
+            batch = [] if first is self._sentinel else [first]
+            stopping = not batch
+            if batch:
+                time.sleep(LINGER)
+            while not stopping and len(batch) < MAX_BATCH:
+                try:
+                    record = self.dequeue(False)
+                except queue.Empty:
+                    break
+                if record is self._sentinel:
+                    stopping = True
+                else:
+                    batch.append(record)
+            if batch:
+                self.handle_batch(batch)
+            if stopping:
+                return
+
+    def handle_batch(self, records: list[logging.LogRecord]) -> None:
+        for handler in self.handlers:
+            chosen = [record for record in records
+                      if (not self.respect_handler_level or record.levelno >= handler.level)
+                      and handler.filter(record)]
+            if not chosen:
+                continue
+            emit_batch = getattr(handler, "emit_batch", None)
+            if emit_batch is None:
+                for record in chosen:
+                    handler.handle(record)
+                continue
+            handler.acquire()
+            try:
+                emit_batch(chosen)
+            finally:
+                handler.release()
+
+
+def _queued(handlers: list[logging.Handler], backlog: int = BACKLOG
+            ) -> tuple[logging.Handler, BatchListener]:
+    records: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=backlog)
+    enqueue = _Enqueue(records)
+    enqueue.addFilter(ContextFilter())
+    listener = BatchListener(records, *handlers, respect_handler_level=True)
+    listener.start()
+    return enqueue, listener
+
+
+def write_in_background(logger: logging.Logger, backlog: int = BACKLOG) -> BatchListener:
     """Move ``logger``'s handlers to a writer thread; the logging thread only queues the record,
     after stamping its context (which lives in the logging thread) on it. Returns the started
     listener; ``stop()`` writes what is queued and ends the thread."""
     handlers = list(logger.handlers)
-    records: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=backlog)
-    enqueue = _Enqueue(records)
-    enqueue.addFilter(ContextFilter())
-    listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
     for handler in handlers:
         logger.removeHandler(handler)
+    enqueue, listener = _queued(handlers, backlog)
     logger.addHandler(enqueue)
-    listener.start()
     return listener

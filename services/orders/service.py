@@ -24,7 +24,7 @@ from services.common.schemas import load, require_id
 from services.common.store import Store, utcnow
 from services.common.telemetry import Telemetry, event_log_context
 from services.orders import use_cases
-from services.orders.adapters.price_book import PriceBook, apply_catalog_events
+from services.orders.adapters.price_book import PriceBook, PriceCache, apply_catalog_events
 from services.orders.adapters.rpc_ports import RpcParticipants
 from services.orders.adapters.unit_of_work import unit_of_work
 from services.orders.domain.errors import CannotCancel, InvalidOrder, NotStalled, OrderNotFound
@@ -87,6 +87,7 @@ class OrdersService:
     store = Store(Base, event_schemas=EVENT_SCHEMAS)
     telemetry = Telemetry(collect=collect_metrics, result_id="order_id")
     catalog = RemoteService("catalog")
+    prices = PriceCache()
     inventory = RemoteService("inventory")
     payments = RemoteService("payments")
     shipping = RemoteService("shipping")
@@ -115,7 +116,7 @@ class OrdersService:
         )
         view = use_cases.place_order(
             self.uow,
-            PriceBook(self.store.Session, self.catalog),
+            PriceBook(self.store.Session, self.catalog, self.prices),
             data["customer_id"],
             merge_quantities(data["items"]),
             data["request_key"],
@@ -191,7 +192,9 @@ class OrdersService:
     def on_catalog_events(self, events: list[dict]) -> BatchOutcome:
         """Keep the local prices current (adapters/price_book.py)."""
         with self.store.transaction() as tx:
-            return BatchOutcome(reject=apply_catalog_events(tx.session, events))
+            rejected = apply_catalog_events(tx.session, events)
+        self.prices.clear()  # committed: the next order reads the new state
+        return BatchOutcome(reject=rejected)
 
     # Operators: sagas parked after too many technical failures (make stalled, /api/admin/stalled-orders)
     @rpc

@@ -10,10 +10,10 @@ from flask import Flask
 
 from gateway import create_app
 from gateway.blueprints.products import product_cache
-from gateway.cache import TtlCache
 from gateway.config import ConfigurationError, Settings
 from gateway.testing import TEST_SECRET, FakeTransport, bearer, settings_for_tests, token_for
 from services.common import errors as svc
+from services.common.cache import TtlCache
 
 PRODUCT = {"id": 1, "sku": "SKU-1", "name": "Mug", "description": "", "category": "kitchen",
            "price_cents": 500, "currency": "USD", "active": True, "created_at": None, "updated_at": None}

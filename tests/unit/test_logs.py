@@ -123,6 +123,47 @@ def test_the_handler_sends_one_json_document_per_line_over_tcp(
     assert {doc["correlation_id"] for doc in docs} == {"req-tcp"}
 
 
+class CountingStream:
+    """A console stream that counts the writes it gets."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_the_background_writer_writes_what_queued_together_in_one_write_per_output(
+        tcp_listener: tuple[int, list[bytes], threading.Thread]) -> None:
+    port, received, reader = tcp_listener
+    console, stream = logs.ConsoleHandler(), CountingStream()
+    console.setStream(stream)  # type: ignore[arg-type]
+    shipper = logs.LogstashHandler("127.0.0.1", port)
+    sends: list[bytes] = []
+    send = shipper.send
+    shipper.send = lambda data: (sends.append(data), send(data))  # type: ignore[method-assign]
+    enqueue, listener = logs._queued([console, shipper])
+    logger = logging.getLogger(f"tests.batched.{id(object())}")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(enqueue)
+    with logs.bound(service="orders", correlation_id="req-batch"):
+        for n in range(50):  # well within LINGER: one batch
+            logger.info("line %d", n)
+    listener.stop()  # writes what is queued
+    shipper.close()
+    reader.join(timeout=5)
+    assert len(stream.writes) == 1 and len(sends) == 1
+    lines = stream.writes[0].splitlines()
+    assert [line.split(": ", 1)[1].split(" [")[0] for line in lines] == [f"line {n}" for n in range(50)]
+    assert all("correlation_id=req-batch" in line for line in lines)
+    docs = [json.loads(line) for line in b"".join(received).decode().splitlines()]
+    assert [doc["message"] for doc in docs] == [f"line {n}" for n in range(50)]
+    assert {doc["correlation_id"] for doc in docs} == {"req-batch"}
+
+
 def test_retention_deletes_only_days_older_than_the_policy() -> None:
     now = datetime(2026, 5, 20, 12, tzinfo=UTC)
     names = ["ecommerce-logs-2026.05.12", "ecommerce-logs-2026.05.13", "ecommerce-logs-2026.05.19", "other"]

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
+from services.common.cache import TtlCache
 from services.orders.adapters.price_book import PriceBook, apply_catalog_events
 from services.orders.models import Base
 
@@ -48,7 +49,7 @@ def apply(sessions, *events):
 def test_a_late_event_never_overwrites_a_newer_state(sessions):
     apply(sessions, event("product_updated", product(300), T0 + timedelta(seconds=2)),
           event("product_created", product(100), T0))
-    book = PriceBook(sessions, CountingCatalog())
+    book = PriceBook(sessions, CountingCatalog(), TtlCache(0))
     assert [p["price_cents"] for p in book.products([1])] == [300]
     apply(sessions, event("product_deactivated", {"product_id": 1}, T0 + timedelta(seconds=1)))
     assert book.products([1])[0]["active"] is True
@@ -58,7 +59,7 @@ def test_a_late_event_never_overwrites_a_newer_state(sessions):
 
 def test_an_unknown_product_is_read_from_the_catalog_once_then_kept(sessions):
     catalog = CountingCatalog(product(250, product_id=7))
-    book = PriceBook(sessions, catalog)
+    book = PriceBook(sessions, catalog, TtlCache(0))
     assert [p["price_cents"] for p in book.products([7, 8])] == [250]  # 8 exists nowhere
     assert [p["price_cents"] for p in book.products([7])] == [250]
     assert catalog.calls == [("get_products", [7, 8])]
@@ -68,4 +69,16 @@ def test_a_payload_that_is_not_a_product_is_reported_and_the_rest_applied(sessio
     malformed = apply(sessions, event("product_created", {"id": 1, "sku": "X"}, T0),
                       event("product_created", product(100, product_id=2), T0))
     assert malformed == [0]
-    assert [p["id"] for p in PriceBook(sessions, CountingCatalog()).products([1, 2])] == [2]
+    assert [p["id"] for p in PriceBook(sessions, CountingCatalog(), TtlCache(0)).products([1, 2])] == [2]
+
+
+def test_the_process_keeps_what_it_read_until_it_applies_an_event(sessions):
+    apply(sessions, event("product_created", product(100), T0))
+    cache = TtlCache(60)
+    book = PriceBook(sessions, CountingCatalog(), cache)
+    assert [p["price_cents"] for p in book.products([1])] == [100]
+    apply(sessions, event("product_updated", product(120), T0 + timedelta(seconds=1)))
+    assert [p["price_cents"] for p in book.products([1])] == [100]  # kept: no read
+    cache.clear()  # what the service does once the event's transaction committed
+    assert [p["price_cents"] for p in book.products([1])] == [120]
+    assert (cache.hits, cache.misses) == (1, 2)
