@@ -9,16 +9,12 @@ envelope, a payload failing validation) is dead-lettered at once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
 import eventlet
-from amqp.exceptions import NotFound
 from kombu import Connection, Exchange, Queue
-from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import EventHandler
-from nameko.extensions import DependencyProvider
 
 from services.common.config import setting
 from services.common.envelope import EnvelopeSchema
@@ -51,21 +47,6 @@ def declare_dead_letter_topology(amqp_uri: str) -> None:
         channel = connection.channel()
         exchange(channel).declare()
         queue(channel).declare()
-
-
-class RetiredQueues(DependencyProvider):
-    """Deletes, as the service starts, the queues of handlers it no longer has: a queue nobody
-    consumes would collect its events for ever."""
-
-    def __init__(self, *names: str):
-        self.names = names
-
-    def setup(self) -> None:
-        with Connection(self.container.config[AMQP_URI_CONFIG_KEY]) as connection:
-            for name in self.names:
-                # gone already: older brokers refuse to delete a missing queue, and close the channel
-                with contextlib.suppress(NotFound):
-                    connection.channel().queue_delete(name)
 
 
 def reliable_queue(name: str, exchange: Exchange, event_type: str) -> Queue:

@@ -48,7 +48,6 @@ from sqlalchemy.orm import Session
 from services.common.batch_events import BatchEventHandler
 from services.common.config import metrics_ports
 from services.common.errors import InternalError, ServiceError
-from services.common.handoff import HandedOff
 from services.common.logs import bind, bound, set_process_service, unbind
 from services.common.messaging import DEAD_LETTER_QUEUE
 from services.common.rpc import CALLER_ERRORS
@@ -83,8 +82,6 @@ def entrypoint_kind(entrypoint: Any) -> str:
         return "timer"
     if isinstance(entrypoint, BatchEventHandler):
         return "event_batch"
-    if isinstance(entrypoint, HandedOff):
-        return "handoff"
     return type(entrypoint).__name__.lower()
 
 
@@ -291,8 +288,8 @@ class Telemetry(DependencyProvider):
         self.latency.labels(service, kind, method).observe(seconds)
         extra: dict[str, Any] = {"duration_ms": round(seconds * 1000, 3),
                                  **result_ids(result, self.result_id)}
-        # a timer's tick, and a batch whose items each log their own line, say nothing a search needs
-        level = logging.DEBUG if kind in ("timer", "event_batch", "handoff") else self.call_log_level
+        # a timer's tick, and a batch whose events each log their own line, say nothing a search needs
+        level = logging.DEBUG if kind in ("timer", "event_batch") else self.call_log_level
         outcome = "ok"
         if exc_info is not None:
             error = exc_info[1]

@@ -13,13 +13,12 @@ from typing import Any, TypeVar
 
 from nameko.timer import timer
 
-from services.common.batch_events import BatchOutcome, batch_event_handler, handler_name, queue_name
+from services.common.batch_events import BatchOutcome, batch_event_handler, handler_name
 from services.common.config import setting
 from services.common.errors import Conflict, NotFound, ValidationFailed
-from services.common.handoff import Handoff, handed_off
 from services.common.items import merge_quantities
 from services.common.logs import bound
-from services.common.messaging import RetiredQueues, event_handler
+from services.common.messaging import event_handler
 from services.common.rpc import Correlation, RemoteService, rpc
 from services.common.schemas import load, require_id
 from services.common.store import Store, utcnow
@@ -93,10 +92,6 @@ class OrdersService:
     payments = RemoteService("payments")
     shipping = RemoteService("shipping")
     correlation = Correlation()
-    saga_starts = Handoff("start_sagas")
-    # the saga started from this service's own order_created events until orders were handed
-    # straight to start_sagas
-    retired = RetiredQueues(queue_name("orders", "order_created", "orders", "on_order_created"))
 
     @property
     def uow(self) -> Any:
@@ -128,7 +123,6 @@ class OrdersService:
             self.correlation.id,
             utcnow(),
         )
-        self.saga_starts((view["id"], self.correlation.id))
         return order_schema.dump(view)
 
     @rpc
@@ -153,11 +147,21 @@ class OrdersService:
             use_cases.cancel_order(self.uow, order_id, customer_id, data["reason"], utcnow())
         )
 
-    # The saga advances as soon as its order is committed (the orders accepted within a moment
-    # together, services/common/handoff.py) or a cancellation requested ...
-    @handed_off
-    def start_sagas(self, orders: list[tuple[int, str | None]]) -> None:
-        self._advance(orders, "saga ran")
+    # The saga advances as soon as orders are created (a batch of them together) or a cancellation
+    # requested ...
+    @batch_event_handler([("orders", "order_created", "on_order_created")])
+    def on_order_created(self, events: list[dict]) -> BatchOutcome:
+        wellformed = {index for index, event in enumerate(events) if has_order_id(event)}
+        reached = self.runner.advance([event["payload"]["order_id"] for index, event in enumerate(events)
+                                       if index in wellformed])
+        for index, event in enumerate(events):
+            with event_log_context(event, "on_order_created"):
+                if index in wellformed:
+                    order_id = event["payload"]["order_id"]
+                    log.info("order %s: saga ran, %s", order_id, reached.get(order_id, "nothing due here"))
+                else:
+                    log_rejected(event)
+        return BatchOutcome(reject=sorted(set(range(len(events))) - wellformed))
 
     @event_handler("orders", "order_cancellation_requested")
     def on_cancellation_requested(self, event: dict) -> None:
@@ -175,15 +179,12 @@ class OrdersService:
         emits and logs, so they need no worker of their own (one RPC each was most of this timer's
         cost under load)."""
         kicked = use_cases.kick_due(self.uow, utcnow())
-        if kicked:
-            self._advance(kicked, "saga resumed")
-
-    def _advance(self, orders: list[tuple[int, str | None]], what: str) -> None:
-        """Advance these orders' sagas together and log each under its own ids."""
-        reached = self.runner.advance([order_id for order_id, _ in orders])
-        for order_id, correlation_id in orders:
+        if not kicked:
+            return
+        reached = self.runner.advance([order_id for order_id, _ in kicked])
+        for order_id, correlation_id in kicked:
             with bound(order_id=order_id, correlation_id=correlation_id):
-                log.info("order %s: %s, %s", order_id, what, reached.get(order_id, "nothing due here"))
+                log.info("order %s: saga resumed, %s", order_id, reached.get(order_id, "nothing due here"))
 
     @batch_event_handler(
         [("catalog", "product_created"), ("catalog", "product_updated"), ("catalog", "product_deactivated")]

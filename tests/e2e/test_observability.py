@@ -100,7 +100,7 @@ def test_every_service_on_the_saga_path_logs_the_request_within_10s(traced_order
     # the saga's batch calls and the events consumed in batches: each order's own line carries its
     # request's correlation id
     handled = {(doc["service"], doc.get("method")) for doc in docs}
-    assert {("orders", "start_sagas"), ("inventory", "reserve_many"), ("payments", "charge_many"),
+    assert {("orders", "on_order_created"), ("inventory", "reserve_many"), ("payments", "charge_many"),
             ("shipping", "on_orders_confirmed"), ("notifications", "on_order_confirmed")} <= handled
     for doc in docs:
         assert doc["level"] and doc["message"] and doc["@timestamp"]
@@ -155,7 +155,7 @@ def test_saved_search_order_lifecycle(rpc: Any, traced_order: dict[str, Any]) ->
     def lifecycle() -> list[dict[str, Any]]:
         return run_saved_search("order-lifecycle", **{"PASTE-ORDER-ID": str(order_id)})
 
-    wanted = {("orders", "start_sagas"), ("notifications", "on_order_delivered"),
+    wanted = {("orders", "on_order_created"), ("notifications", "on_order_delivered"),
               ("payments", "charge_many"), ("shipping", "on_orders_confirmed"), ("inventory", "reserve_many")}
     docs = wait_for(lambda: (docs := lifecycle())
                     and wanted <= {(doc["service"], doc.get("method")) for doc in docs} and docs,
