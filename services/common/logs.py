@@ -210,9 +210,9 @@ def logstash_handler(host: str | None = None, port: int | str | None = None) -> 
 def background_handler(logstash_host: str | None = None,
                        logstash_port: int | str | None = 5000) -> logging.Handler:
     """The handler every long-running process logs through: the console and the shipper (when
-    ``logstash_host`` is set), written in the background (:func:`write_in_background`). The
+    ``logstash_host`` is set), written in the background (:func:`background_writer`). The
     writer stops, writing what is still queued, at exit."""
-    handler, listener = _queued([ConsoleHandler(), logstash_handler(logstash_host, logstash_port)])
+    handler, listener = background_writer([ConsoleHandler(), logstash_handler(logstash_host, logstash_port)])
     atexit.register(listener.stop)
     return handler
 
@@ -321,23 +321,14 @@ class BatchListener(logging.handlers.QueueListener):
                 handler.release()
 
 
-def _queued(handlers: list[logging.Handler], backlog: int = BACKLOG
-            ) -> tuple[logging.Handler, BatchListener]:
+def background_writer(handlers: list[logging.Handler], backlog: int = BACKLOG
+                      ) -> tuple[logging.Handler, BatchListener]:
+    """A handler that stamps a record's context (which lives in the logging thread) and queues it,
+    and the started listener that writes the queue to ``handlers`` from a thread of its own;
+    ``stop()`` writes what is queued and ends the thread."""
     records: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=backlog)
     enqueue = _Enqueue(records)
     enqueue.addFilter(ContextFilter())
     listener = BatchListener(records, *handlers, respect_handler_level=True)
     listener.start()
     return enqueue, listener
-
-
-def write_in_background(logger: logging.Logger, backlog: int = BACKLOG) -> BatchListener:
-    """Move ``logger``'s handlers to a writer thread; the logging thread only queues the record,
-    after stamping its context (which lives in the logging thread) on it. Returns the started
-    listener; ``stop()`` writes what is queued and ends the thread."""
-    handlers = list(logger.handlers)
-    for handler in handlers:
-        logger.removeHandler(handler)
-    enqueue, listener = _queued(handlers, backlog)
-    logger.addHandler(enqueue)
-    return listener

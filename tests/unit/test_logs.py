@@ -145,7 +145,7 @@ def test_the_background_writer_writes_what_queued_together_in_one_write_per_outp
     sends: list[bytes] = []
     send = shipper.send
     shipper.send = lambda data: (sends.append(data), send(data))  # type: ignore[method-assign]
-    enqueue, listener = logs._queued([console, shipper])
+    enqueue, listener = logs.background_writer([console, shipper])
     logger = logging.getLogger(f"tests.batched.{id(object())}")
     logger.propagate, logger.level = False, logging.INFO
     logger.addHandler(enqueue)
@@ -203,8 +203,8 @@ def test_background_writing_keeps_the_context_message_and_exception() -> None:
     logger.propagate = False
     logger.setLevel(logging.INFO)
     written = Written()
-    logger.addHandler(written)
-    listener = logs.write_in_background(logger)
+    enqueue, listener = logs.background_writer([written])
+    logger.addHandler(enqueue)
     try:
         def request() -> None:
             args = {"n": 1}
