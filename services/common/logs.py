@@ -151,7 +151,30 @@ class JsonFormatter(LogstashFormatterVersion1):
         return self.serialize(message)
 
 
-class LogstashHandler(TCPLogstashHandler):
+class BatchEmitter(logging.Handler):
+    """A handler that writes several records in one write (:class:`BatchListener` calls
+    ``emit_batch``): ``encode`` makes one record's text, ``write`` writes what they joined to."""
+
+    def encode(self, record: logging.LogRecord) -> Any:
+        raise NotImplementedError
+
+    def write(self, data: Any) -> None:
+        raise NotImplementedError
+
+    def emit_batch(self, records: Sequence[logging.LogRecord]) -> None:
+        try:
+            parts = [self.encode(record) for record in records]
+        except Exception:  # one record that cannot be formatted: the others still go, one by one
+            for record in records:
+                self.emit(record)
+            return
+        try:
+            self.write(parts[0][:0].join(parts))
+        except Exception:
+            self.handleError(records[-1])
+
+
+class LogstashHandler(BatchEmitter, TCPLogstashHandler):
     """python-logstash's TCP handler with :class:`JsonFormatter`.
 
     A lost connection is retried with the standard library's backoff (1 s,
@@ -164,40 +187,26 @@ class LogstashHandler(TCPLogstashHandler):
         super().__init__(host, port, version=1)
         self.formatter = JsonFormatter()
 
-    def emit_batch(self, records: Sequence[logging.LogRecord]) -> None:
-        """Send the records' documents in one write."""
-        try:
-            data = b"".join(self.makePickle(record) for record in records)
-        except Exception:  # one record that cannot be formatted: the others still go, one by one
-            for record in records:
-                self.emit(record)
-            return
-        try:
-            self.send(data)
-        except Exception:
-            self.handleError(records[-1])
+    def encode(self, record: logging.LogRecord) -> bytes:
+        return self.makePickle(record)
+
+    def write(self, data: bytes) -> None:
+        self.send(data)
 
 
-class ConsoleHandler(logging.StreamHandler):
+class ConsoleHandler(BatchEmitter, logging.StreamHandler):
     """The readable console line (:class:`ConsoleFormatter`) on stderr."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setFormatter(ConsoleFormatter())
 
-    def emit_batch(self, records: Sequence[logging.LogRecord]) -> None:
-        """Write the records' lines in one write."""
-        try:
-            text = "".join(self.format(record) + self.terminator for record in records)
-        except Exception:
-            for record in records:
-                self.emit(record)
-            return
-        try:
-            self.stream.write(text)
-            self.flush()
-        except Exception:
-            self.handleError(records[-1])
+    def encode(self, record: logging.LogRecord) -> str:
+        return self.format(record) + self.terminator
+
+    def write(self, data: str) -> None:
+        self.stream.write(data)
+        self.flush()
 
 
 def logstash_handler(host: str | None = None, port: int | str | None = None) -> logging.Handler:
@@ -218,7 +227,7 @@ def background_handler(logstash_host: str | None = None,
 
 
 def logging_config(level: str = "INFO", logstash_host: str | None = None,
-                   logstash_port: int | str | None = 5000, background: bool = True) -> dict[str, Any]:
+                   logstash_port: int | str | None = 5000, *, background: bool) -> dict[str, Any]:
     """The dictConfig every process uses; config.yml's LOGGING is the same, in YAML.
     ``background=False`` (a short command) writes each record as it is made."""
     if background:
@@ -251,7 +260,7 @@ def setup_logging(service: str, background: bool = False) -> None:
     set_process_service(service)
     logging.config.dictConfig(logging_config(
         os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOGSTASH_HOST"),
-        os.environ.get("LOGSTASH_PORT", "5000"), background,
+        os.environ.get("LOGSTASH_PORT", "5000"), background=background,
     ))
 
 
@@ -309,14 +318,13 @@ class BatchListener(logging.handlers.QueueListener):
                       and handler.filter(record)]
             if not chosen:
                 continue
-            emit_batch = getattr(handler, "emit_batch", None)
-            if emit_batch is None:
+            if not isinstance(handler, BatchEmitter):
                 for record in chosen:
                     handler.handle(record)
                 continue
             handler.acquire()
             try:
-                emit_batch(chosen)
+                handler.emit_batch(chosen)
             finally:
                 handler.release()
 
