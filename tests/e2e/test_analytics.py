@@ -387,6 +387,17 @@ def outbox_events_since(since_ms: int) -> set[str]:
     return ids
 
 
+def delivery_notified() -> set[int]:
+    """The orders whose delivery the notifications service has notified (its outbox's events)."""
+    notified = set()
+    sent = query("notifications", "select envelope from outbox where event_type = 'notification_sent'")
+    for (envelope,) in sent:
+        payload = json.loads(envelope)["payload"]
+        if payload.get("event_type") == "order_delivered":
+            notified.add(payload["order_id"])
+    return notified
+
+
 def parked_by_the_sink() -> list[str]:
     listing = subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "services.common.dlq", "list"],
                              capture_output=True, text=True, cwd=ROOT, check=True,
@@ -417,8 +428,11 @@ def test_kafka_down_30s_while_ordering_loses_nothing_and_counts_nothing_twice(rp
         supervisorctl("start", "streaming:kafka")
         time.sleep(3)
     assert len(placer.accepted) > 50
-    for order_id in placer.accepted:
-        wait_final(rpc, order_id, timeout=120)
+    delivered = {order_id for order_id in placer.accepted
+                 if wait_final(rpc, order_id, timeout=120) == "DELIVERED"}
+    # a delivery's notification comes after the order reads DELIVERED: the last event of its chain,
+    # which the outboxes below must already hold
+    wait_for(lambda: delivered <= delivery_notified(), what="every delivered order's notification")
     # one event delivered twice: the sink writes it twice, the KPIs must count it once
     ((duplicate_json,),) = query("orders", "select envelope from outbox where event_type = 'order_created' "
                                            "order by id desc limit 1")
