@@ -9,6 +9,7 @@ import eventlet
 eventlet.monkey_patch()  # before anything imports sockets; nameko's plugin no longer does it
 
 import subprocess  # noqa: E402
+import time  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -17,6 +18,7 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 from nameko.standalone.rpc import ServiceRpcProxy  # noqa: E402
 from sqlalchemy import MetaData, create_engine, text  # noqa: E402
+from sqlalchemy.exc import ProgrammingError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "scripts" / "infra.sh"
@@ -66,8 +68,25 @@ def database_factory(tmp_path: Path, request: Any) -> Iterator[Callable[..., str
     for name, engine in created:
         engine.dispose()
         if name:
-            _admin_execute(request.getfixturevalue("postgres_admin_url"),
-                           f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            _drop_database(request.getfixturevalue("postgres_admin_url"), name)
+
+
+#: PostgreSQL's insufficient_privilege
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def _drop_database(admin_url: str, name: str, attempts: int = 20) -> None:
+    """Drop a test database, ending its connections. An autovacuum worker that is in the new database
+    at that moment is not the test role's to end (FORCE then fails with insufficient_privilege, as
+    in one CI run): it is gone a moment later, so try again."""
+    for attempt in range(attempts):
+        try:
+            _admin_execute(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            return
+        except ProgrammingError as exc:
+            if getattr(exc.orig, "pgcode", None) != INSUFFICIENT_PRIVILEGE or attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
 
 
 @pytest.fixture
